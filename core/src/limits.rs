@@ -1,0 +1,29 @@
+//! Capacities and defaults, each with the reason for its value.
+//!
+//! Every buffer the core keeps has one of these as its bound, so that memory never grows
+//! with what a client sends.
+
+/// Longest command line, without its CR LF, that the session accepts by default.
+///
+/// RFC 959 sets no limit; vsftpd accepts 4 KiB (`VSFTP_MAX_COMMAND_LINE`), which is also the
+/// Linux `PATH_MAX`, so any path a file system can hold fits in one command. Configurable
+/// through [`Config::max_line`](crate::Config::max_line).
+pub const MAX_LINE: usize = 4096;
+
+/// Longest normalised virtual path, in bytes. Linux's `PATH_MAX`.
+pub const MAX_PATH: usize = 4096;
+
+/// Longest user name. Account names are at most 32 characters (`[A-Za-z0-9._-]{1,32}`), but a
+/// client may type anything; longer names are refused at `USER` with 501.
+pub const MAX_USER: usize = 64;
+
+/// Longest password. Password managers produce up to 128 characters; 256 leaves room.
+pub const MAX_PASSWORD: usize = 256;
+
+/// Longest name pattern (`*.txt`) kept for a listing, and longest `HOST` name (RFC 1035: 253).
+pub const MAX_PATTERN: usize = 255;
+
+/// Events one command can queue (a reply, a second reply, a request, and `Close`). The session
+/// handles one command per [`Session::handle_input`](crate::Session::handle_input) call, so the
+/// queue never holds more than this.
+pub const MAX_EVENTS: usize = 4;

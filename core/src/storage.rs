@@ -1,0 +1,137 @@
+//! What storage reports to the core: metadata of files and folders, and error kinds.
+//!
+//! These are the types a backend returns (through the runtime) and the core turns into
+//! replies, so that reply codes and texts live in one place: [`StorageError::reply_code`].
+
+use core::fmt;
+
+use crate::time::UnixTime;
+
+/// What a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link that the backend did not follow.
+    Symlink,
+}
+
+/// What storage knows about a file or folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Metadata {
+    /// File, folder or link.
+    pub kind: FileKind,
+    /// Size in bytes (0 for folders where the backend has none).
+    pub size: u64,
+    /// Last modification, if known.
+    pub modified: Option<UnixTime>,
+    /// Unix permission bits (`0o644`), if the backend has them.
+    pub mode: Option<u32>,
+}
+
+impl Metadata {
+    /// Whether this is a folder.
+    #[must_use]
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileKind::Dir
+    }
+
+    /// Whether this is a regular file.
+    #[must_use]
+    pub fn is_file(&self) -> bool {
+        self.kind == FileKind::File
+    }
+}
+
+/// One entry of a folder listing: a name (one segment, no `/`) and its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// The entry's name within its folder.
+    pub name: &'a str,
+    /// What it is.
+    pub meta: Metadata,
+}
+
+/// How an upload writes its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteMode {
+    /// Create the file or replace it whole, atomically when the upload completes (`STOR`).
+    Replace,
+    /// Append to the file, creating it if missing (`APPE`).
+    Append,
+    /// Write from this byte offset on, keeping what comes before it (`REST` then `STOR`).
+    At(u64),
+    /// Create a file that must not exist yet (`STOU`).
+    CreateNew,
+}
+
+/// Why a storage operation failed: the few kinds that make a difference to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageError {
+    /// No such file or folder.
+    NotFound,
+    /// Not allowed (read-only account, permissions, a path that would leave the jail).
+    PermissionDenied,
+    /// The target exists already.
+    AlreadyExists,
+    /// The folder is not empty.
+    NotEmpty,
+    /// The disk or quota is full.
+    NoSpace,
+    /// The name is not allowed (too long, reserved, invalid for the backend).
+    BadName,
+    /// A regular file was needed but this is a folder or something else.
+    NotAFile,
+    /// A folder was needed but this is not one.
+    NotADirectory,
+    /// Anything else: an I/O error, a backend that is not reachable.
+    Other,
+}
+
+impl StorageError {
+    /// The reply code for this error (RFC 959 §4.2).
+    ///
+    /// `during_upload` picks 552 over 452 for a full disk while receiving a file, as RFC 959
+    /// does for `STOR`.
+    #[must_use]
+    pub fn reply_code(self, during_upload: bool) -> u16 {
+        match self {
+            Self::NoSpace if during_upload => 552,
+            Self::NoSpace => 452,
+            Self::BadName => 553,
+            Self::Other => 451,
+            Self::NotFound
+            | Self::PermissionDenied
+            | Self::AlreadyExists
+            | Self::NotEmpty
+            | Self::NotAFile
+            | Self::NotADirectory => 550,
+        }
+    }
+
+    /// The text of the reply for this error.
+    #[must_use]
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NotFound => "No such file or directory.",
+            Self::PermissionDenied => "Permission denied.",
+            Self::AlreadyExists => "File exists.",
+            Self::NotEmpty => "Directory not empty.",
+            Self::NoSpace => "Insufficient storage space.",
+            Self::BadName => "File name not allowed.",
+            Self::NotAFile => "Not a regular file.",
+            Self::NotADirectory => "Not a directory.",
+            Self::Other => "Local error in processing.",
+        }
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl core::error::Error for StorageError {}
