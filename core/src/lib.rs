@@ -1,4 +1,72 @@
 //! Ferry's protocol core: a deterministic FTP session machine with no I/O.
+//!
+//! `ferry-core` turns the bytes of an FTP control connection into events for a runtime to
+//! carry out, and the runtime's reports back into replies. It contains no networking code,
+//! no file system, no threads and no clock: time is a value the runtime passes in. The same
+//! core therefore runs under smol, tokio, a blocking thread per connection, or a test that
+//! checks events without any socket. It is `#![no_std]` and needs no allocator (the `alloc`
+//! feature makes paths heap-backed, which keeps idle sessions small).
+//!
+//! # Driving a session
+//!
+//! The runtime owns the socket and a buffer of at least [`Session::input_capacity`] bytes.
+//! **The drain rule:** after every `handle_*` call, call [`Session::poll_event`] until it
+//! returns `None` and carry out each event in order; only then wait for more input, for
+//! the outcome of what you started, or for [`Session::poll_timeout`].
+//!
+//! ```
+//! use core::net::SocketAddr;
+//! use ferry_core::{Config, Event, Instant, LoginInfo, Outcome, Session};
+//!
+//! let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+//! let local: SocketAddr = "127.0.0.1:2121".parse().unwrap();
+//! let mut session = Session::new(Config::default(), peer, local, Instant::from_micros(0));
+//! let mut wire = String::new(); // what we would write to the socket
+//! let mut input: Vec<u8> = b"USER alice\r\nPASS secret\r\nPWD\r\nQUIT\r\n".to_vec();
+//! let now = Instant::from_micros(1);
+//!
+//! loop {
+//!     // Drain: perform every event the session asks for.
+//!     while let Some(event) = session.poll_event() {
+//!         match event {
+//!             Event::Reply(reply) => wire.push_str(&reply.to_string()),
+//!             Event::CheckLogin { id, user, password } => {
+//!                 // A real runtime checks the users file, off the I/O thread.
+//!                 let ok = user.as_str() == "alice" && password.expose().as_str() == "secret";
+//!                 let result = if ok { Ok(LoginInfo::default()) } else { Err(ferry_core::LoginError::Rejected) };
+//!                 session.handle_outcome(Outcome::LoginChecked { id, result }, now);
+//!             }
+//!             Event::Close => {}
+//!             other => unreachable!("not in this dialog: {other:?}"),
+//!         }
+//!     }
+//!     if session.is_closed() || input.is_empty() {
+//!         break;
+//!     }
+//!     // Offer what was read; keep what the session did not use.
+//!     let used = session.handle_input(&input, now);
+//!     input.drain(..used);
+//! }
+//! assert_eq!(
+//!     wire,
+//!     "220 Ferry FTP server ready.\r\n331 Please specify the password.\r\n\
+//!      230 Login successful.\r\n257 \"/\" is the current directory.\r\n221 Goodbye.\r\n"
+//! );
+//! ```
+//!
+//! A storage request ([`Event::Storage`]), a passive listener ([`Event::OpenPassive`]) and a
+//! transfer ([`Event::Transfer`]) work the same way: do it, then report an [`Outcome`] with
+//! the request's [`OpId`]. While one is pending the session takes no input (except `ABOR`,
+//! `STAT`, `NOOP` and `QUIT` during a transfer), so a runtime never needs more than one
+//! request in flight per connection.
+//!
+//! # What lives where
+//!
+//! - [`framing`]: lines out of a byte stream, telnet sequences removed, bounded length.
+//! - [`parse`] and [`command`]: the grammar (nom) and the zero-copy [`Command`].
+//! - [`session`]: the state machine. [`event`]: its requests and the runtime's outcomes.
+//! - [`reply`]: every reply text. [`listing`]: `LIST`, `NLST`, `MLSD` formats and patterns.
+//! - [`path`]: [`VirtualPath`], the lexical half of the jail. [`ascii`]: `TYPE A` conversion.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -8,13 +76,34 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod ascii;
+pub mod command;
+pub mod config;
+pub mod event;
+pub mod framing;
 pub mod limits;
+pub mod listing;
+pub mod parse;
 pub mod path;
+pub mod reply;
+pub mod secret;
+pub mod session;
 pub mod storage;
 pub mod text;
 pub mod time;
 
+pub use command::Command;
+pub use config::{Config, TlsMode};
+pub use event::{
+    DataChannel, DataError, Event, Family, ListFormat, ListRequest, LoginError, LoginInfo, OpId,
+    Outcome, Password, StorageOp, StorageReply, Transfer, TransferError, TransferKind, UserName,
+};
+pub use listing::Facts;
+pub use parse::{ParseError, parse_command};
 pub use path::{PathError, VirtualPath};
+pub use reply::{Message, Reply};
+pub use secret::Secret;
+pub use session::Session;
 pub use storage::{Entry, FileKind, Metadata, StorageError, WriteMode};
 pub use text::{CapacityError, Text};
 pub use time::{DateTime, Instant, UnixTime};

@@ -1,0 +1,372 @@
+//! Events: what the session asks of the runtime. Outcomes: what the runtime reports back.
+//!
+//! Events are imperative (do this); outcomes are past tense (this happened). Each request
+//! carries an [`OpId`] that its outcome echoes; an outcome whose id is not the one the session
+//! waits for (after `ABOR` or `REIN`, say) is ignored.
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use crate::limits::{MAX_PASSWORD, MAX_PATH, MAX_PATTERN, MAX_USER};
+use crate::listing::{self, Facts};
+use crate::path::VirtualPath;
+use crate::reply::Reply;
+use crate::secret::Secret;
+use crate::storage::{Entry, Metadata, StorageError, WriteMode};
+use crate::text::Text;
+use crate::time::UnixTime;
+
+/// Correlates a request with its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u32);
+
+/// A user name as typed at `USER`.
+pub type UserName = Text<MAX_USER>;
+/// A password as typed at `PASS`.
+pub type Password = Text<MAX_PASSWORD>;
+
+/// Which kind of address a passive listener needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4 (`PASV`, `EPSV 1`).
+    V4,
+    /// IPv6 (`EPSV 2`).
+    V6,
+}
+
+/// Something the runtime must do. Drain them with [`Session::poll_event`] after every
+/// `handle_*` call and perform them in order.
+///
+/// [`Session::poll_event`]: crate::Session::poll_event
+#[must_use]
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Events are moved, never stored in bulk; no allocation.
+pub enum Event {
+    /// Write this reply to the control connection.
+    Reply(Reply),
+    /// Check the user's password; answer with [`Outcome::LoginChecked`].
+    CheckLogin {
+        /// Echo this in the outcome.
+        id: OpId,
+        /// The user name.
+        user: UserName,
+        /// The password (redacted in `Debug`).
+        password: Secret<Password>,
+    },
+    /// Perform a storage operation; answer with [`Outcome::StorageDone`].
+    Storage {
+        /// Echo this in the outcome.
+        id: OpId,
+        /// What to do.
+        op: StorageOp,
+    },
+    /// Open a passive listener (replacing any earlier one) on the control connection's local
+    /// address, accepting only the control connection's peer; answer with
+    /// [`Outcome::PassiveOpened`].
+    OpenPassive {
+        /// Echo this in the outcome.
+        id: OpId,
+        /// The address family.
+        family: Family,
+    },
+    /// Close the passive listener, if one is open (it will not be used).
+    ClosePassive,
+    /// Run a transfer: open the file or listing, report [`Outcome::TransferOpened`], write
+    /// the 150 reply that follows, connect the data channel, move the bytes, and report
+    /// [`Outcome::TransferFinished`].
+    Transfer(Transfer),
+    /// Stop the running transfer at once; it then finishes with `TransferError::Aborted`.
+    Abort {
+        /// The transfer.
+        id: OpId,
+    },
+    /// After writing the replies before it, run the TLS handshake on the control
+    /// connection; answer with [`Outcome::TlsEstablished`] or [`Outcome::TlsFailed`]. Discard
+    /// any bytes received before the handshake.
+    StartTls,
+    /// After writing the replies before it, close the control connection.
+    Close,
+}
+
+/// A storage operation, on paths the session has already normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageOp {
+    /// Report the metadata of a path ([`StorageReply::Metadata`]).
+    Metadata(VirtualPath),
+    /// Create a folder.
+    MakeDir(VirtualPath),
+    /// Remove an empty folder.
+    RemoveDir(VirtualPath),
+    /// Delete a file.
+    RemoveFile(VirtualPath),
+    /// Rename a file or folder.
+    Rename {
+        /// Current path.
+        from: VirtualPath,
+        /// New path.
+        to: VirtualPath,
+    },
+    /// Copy a file.
+    Copy {
+        /// The file to copy.
+        from: VirtualPath,
+        /// The copy.
+        to: VirtualPath,
+    },
+    /// Set a modification time.
+    SetModified {
+        /// The file.
+        path: VirtualPath,
+        /// The time.
+        time: UnixTime,
+    },
+    /// Set permission bits.
+    SetMode {
+        /// The file or folder.
+        path: VirtualPath,
+        /// Bits, at most `0o7777`.
+        mode: u32,
+    },
+}
+
+impl StorageOp {
+    /// Whether the operation changes anything.
+    #[must_use]
+    pub fn is_mutation(&self) -> bool {
+        !matches!(self, Self::Metadata(_))
+    }
+}
+
+/// What a successful storage operation returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageReply {
+    /// Done, nothing to report.
+    Done,
+    /// The metadata asked for.
+    Metadata(Metadata),
+}
+
+/// Where a transfer's bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataChannel {
+    /// Accept on the passive listener opened before (and close it afterwards).
+    Passive,
+    /// Connect to this address (already checked: the client's own host, not a privileged
+    /// port).
+    Active(SocketAddr),
+    /// The control connection itself, as the body of a multi-line reply (`STAT` with a
+    /// path): write each line after the opening reply, then the closing reply.
+    Control,
+}
+
+/// A transfer to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Echo this in the outcomes.
+    pub id: OpId,
+    /// What to transfer.
+    pub kind: TransferKind,
+    /// Over which connection.
+    pub channel: DataChannel,
+    /// TYPE A: convert line ends ([`crate::ascii`]).
+    pub ascii: bool,
+    /// PROT P: run TLS on the data connection.
+    pub protected: bool,
+}
+
+/// What a transfer moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // Without `alloc` paths are inline; no allocation by design.
+pub enum TransferKind {
+    /// Send a file from `offset` on (`RETR`).
+    Retrieve {
+        /// The file.
+        path: VirtualPath,
+        /// Where to start (`REST`).
+        offset: u64,
+    },
+    /// Receive a file (`STOR`, `APPE`, `STOU`).
+    Store {
+        /// The file.
+        path: VirtualPath,
+        /// How to write it.
+        mode: WriteMode,
+    },
+    /// Send a listing (`LIST`, `NLST`, `MLSD`, `STAT path`).
+    List(ListRequest),
+}
+
+impl TransferKind {
+    /// Whether this transfer writes to storage.
+    #[must_use]
+    pub fn is_upload(&self) -> bool {
+        matches!(self, Self::Store { .. })
+    }
+}
+
+/// The listing formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// `ls -l` lines (`LIST`, `STAT path`).
+    Long,
+    /// Names only (`NLST`).
+    Names,
+    /// RFC 3659 facts (`MLSD`).
+    Machine(Facts),
+}
+
+/// A listing to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRequest {
+    /// The folder to list, or a file to list alone.
+    pub path: VirtualPath,
+    /// How to write each entry.
+    pub format: ListFormat,
+    /// Only names matching this `*`/`?` pattern.
+    pub pattern: Option<Text<MAX_PATTERN>>,
+    /// The folder (or file) as the client typed it, for `NLST` names.
+    pub typed: Option<Text<MAX_PATH>>,
+    /// Whether the user may change things (`perm` fact).
+    pub writable: bool,
+}
+
+impl ListRequest {
+    /// Writes the line for one entry of the listed folder, if it belongs in the listing
+    /// (matches the pattern, has a name that fits on a line). Returns whether it wrote one.
+    ///
+    /// # Errors
+    /// Only those of `w`.
+    pub fn write_entry(
+        &self,
+        w: &mut impl fmt::Write,
+        entry: &Entry<'_>,
+        now: UnixTime,
+    ) -> Result<bool, fmt::Error> {
+        if !listing::is_listable(entry.name) {
+            return Ok(false);
+        }
+        if let Some(p) = &self.pattern
+            && !listing::glob_match(p, entry.name)
+        {
+            return Ok(false);
+        }
+        match self.format {
+            ListFormat::Long => listing::write_list_line(w, entry, now)?,
+            ListFormat::Names => {
+                listing::write_nlst_line(w, self.typed.as_deref(), entry.name)?;
+            }
+            ListFormat::Machine(facts) => {
+                listing::write_mlsd_line(w, entry, facts, self.writable)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes the listing of `path` when it is a file rather than a folder: its one line
+    /// (`NLST` answers with the name as typed).
+    ///
+    /// # Errors
+    /// Only those of `w`.
+    pub fn write_file(
+        &self,
+        w: &mut impl fmt::Write,
+        meta: Metadata,
+        now: UnixTime,
+    ) -> fmt::Result {
+        let name = self.path.file_name().unwrap_or("/");
+        let entry = Entry { name, meta };
+        match self.format {
+            ListFormat::Names => {
+                let name = self.typed.as_deref().unwrap_or(name);
+                listing::write_nlst_line(w, None, name)
+            }
+            _ => self.write_entry(w, &entry, now).map(|_| ()),
+        }
+    }
+}
+
+/// What happened to a request. Report with [`Session::handle_outcome`].
+///
+/// [`Session::handle_outcome`]: crate::Session::handle_outcome
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The password was checked.
+    LoginChecked {
+        /// From [`Event::CheckLogin`].
+        id: OpId,
+        /// Whether it was right.
+        result: Result<LoginInfo, LoginError>,
+    },
+    /// A storage operation finished.
+    StorageDone {
+        /// From [`Event::Storage`].
+        id: OpId,
+        /// Its result.
+        result: Result<StorageReply, StorageError>,
+    },
+    /// A passive listener is open (or could not be).
+    PassiveOpened {
+        /// From [`Event::OpenPassive`].
+        id: OpId,
+        /// The address it listens on.
+        result: Result<SocketAddr, DataError>,
+    },
+    /// The file or listing of a transfer is open; the core now queues the 150 reply, and the
+    /// runtime writes it before it connects the data channel.
+    TransferOpened {
+        /// From [`Event::Transfer`].
+        id: OpId,
+        /// The size of the file, when known.
+        size: Option<u64>,
+    },
+    /// A transfer ended.
+    TransferFinished {
+        /// From [`Event::Transfer`].
+        id: OpId,
+        /// Bytes moved, or why it failed.
+        result: Result<u64, TransferError>,
+    },
+    /// The control connection now runs TLS.
+    TlsEstablished,
+    /// The TLS handshake failed; the connection is unusable.
+    TlsFailed,
+}
+
+/// A successful login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginInfo {
+    /// The account may read but not change anything.
+    pub read_only: bool,
+}
+
+/// A failed login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginError {
+    /// Unknown user or wrong password (the same to the client).
+    Rejected,
+    /// Accounts could not be checked (the users file is unreadable, say).
+    Unavailable,
+}
+
+/// A passive listener could not be opened (no free port in the range, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataError;
+
+/// Why a transfer failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferError {
+    /// `ABOR` stopped it.
+    Aborted,
+    /// The data connection could not be made (or the client never connected in time).
+    DataConnection,
+    /// The data connection broke in the middle.
+    ConnectionLost,
+    /// No bytes moved for too long.
+    Stalled,
+    /// The TLS handshake on the data connection failed.
+    TlsHandshake,
+    /// The data connection did not resume the control connection's TLS session.
+    TlsNotResumed,
+    /// Storage failed.
+    Storage(StorageError),
+}
