@@ -1,9 +1,99 @@
 //! Where Ferry's files live, who may log in, and the record of every change.
 //!
-//! - [`Storage`]: the async, runtime-neutral trait every tree implements, addressed by the
-//!   core's [`VirtualPath`] (already normalised, never above `/`).
+//! This crate owns everything behind the protocol core that touches state:
 //!
-//! This crate never speaks FTP and never opens a socket.
+//! - [`Storage`]: the async, runtime-neutral trait every tree implements, addressed by the
+//!   core's [`VirtualPath`] (already normalised, never above `/`), with its handles
+//!   [`ReadFile`], [`Upload`] and [`Lister`] and the small error type [`Error`] whose
+//!   [`StorageError`] kind the core turns into a reply.
+//! - Two trees: [`MemoryStorage`] ([`memory`]), the whole tree in memory for tests and
+//!   embedding, and [`DiskStorage`] ([`disk`]), a folder on disk that every path is resolved
+//!   *beneath* with the kernel's help (`openat2(RESOLVE_BENEATH)`), so that neither a `..`, a
+//!   symlink nor a race can lead outside it (DESIGN.md, invariant 4). Uploads to disk go to a
+//!   hidden temporary beside their target and are renamed into place on commit (invariant 5).
+//! - [`accounts`]: the users file (TOML; argon2id password hashes, home folders, a read-only
+//!   flag) and password checks.
+//! - [`audit`]: the audit log (JSON lines) and [`Audited`], a decorator that records every
+//!   change made through any [`Storage`] and refuses changes it cannot record (invariant 6).
+//!
+//! This crate never speaks FTP and never opens a socket. Its futures need no particular
+//! executor: blocking system calls run on the [`blocking`] thread pool, never on the
+//! executor's threads.
+//!
+//! # Example
+//!
+//! An upload appears whole on commit; every change through [`Audited`] gets a log line.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ferry_backends::{AuditLog, Audited, MemoryStorage, Storage, Upload, VirtualPath, WriteMode};
+//! use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # futures_lite::future::block_on(async {
+//! let log = Arc::new(AuditLog::from_writer(std::io::sink()));
+//! let tree = Audited::new(MemoryStorage::new(), log, "alice", "127.0.0.1:5555".parse()?);
+//! let path = VirtualPath::parse("/hello.txt")?;
+//!
+//! let mut upload = tree.open_write(&path, WriteMode::Replace).await?;
+//! upload.write_all(b"hello").await?;
+//! assert!(tree.metadata(&path).await.is_err()); // nothing visible yet
+//! assert_eq!(upload.commit().await?, 5);
+//!
+//! let (mut file, meta) = tree.open_read(&path, 0).await?;
+//! let mut text = String::new();
+//! file.read_to_string(&mut text).await?;
+//! assert_eq!((text.as_str(), meta.size), ("hello", 5));
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+//! ```
+//!
+//! # Rules every tree follows
+//!
+//! The conformance suite (`tests/conformance.rs`) runs the same tests against every tree, and
+//! the model-based property test (`tests/model.rs`) checks that random sequences of operations
+//! give the same results on both. Beyond the doc comments of [`Storage`], the trees agree on:
+//!
+//! - **Reserved names.** A path with a segment that starts with [`TEMP_PREFIX`] (the disk
+//!   tree's temporaries) or is longer than [`MAX_NAME`] bytes is refused with
+//!   [`StorageError::BadName`] by every operation, before anything else is checked
+//!   ([`check_names`]).
+//! - **Where a walk stops.** A missing folder on the way gives `NotFound`; a file on the way
+//!   gives `NotADirectory`.
+//! - **The root** is a folder that cannot be removed (`PermissionDenied`), renamed
+//!   (`PermissionDenied`), replaced by a rename or copy (`AlreadyExists`), or written
+//!   (`NotAFile`); making it gives `AlreadyExists`.
+//!
+//! # Adding a backend
+//!
+//! 1. Implement [`Storage`] and, for its handles, [`ReadFile`], [`Upload`] and [`Lister`].
+//!    Start every method with [`check_names`] on each path argument, walk paths as described
+//!    above, and map the backend's failures to [`StorageError`] kinds (for `std::io`
+//!    errors, `Error::from` does it with [`kind_of`]). Listings come in byte order of the
+//!    names, in batches, without an allocation per entry ([`EntryBatch`]).
+//! 2. Keep uploads atomic: nothing may be visible at the target before [`Upload::commit`],
+//!    and a dropped upload must leave the previous file as it was. An object store gets this
+//!    from a single `PUT` (or a completed multipart upload) on commit. Appends and writes at
+//!    an offset may change the file as they go.
+//! 3. Add it to the conformance suite (`tests/conformance.rs`) with one line,
+//!    `conformance_suite!(my_backend, many = 10_000, |dir: &Path| MyStorage::new(..));`
+//!    (`dir` is a fresh temporary folder it may use; `many` is the entry count of the
+//!    large-listing test), and to the model test (`tests/model.rs`) if it can hold
+//!    arbitrary trees.
+//! 4. Wrap it in [`Audited`] to get the audit log; nothing in the backend needs to know.
+//!
+//! Nothing in the core changes when a backend is added: it only ever sees [`Metadata`],
+//! [`Entry`] and [`StorageError`].
+
+#![warn(missing_docs)]
+
+pub mod accounts;
+pub mod audit;
+pub mod disk;
+pub mod memory;
+
+pub use accounts::{Account, Accounts, AccountsError};
+pub use audit::{AuditLog, Audited};
+pub use disk::DiskStorage;
+pub use memory::MemoryStorage;
 
 use std::fmt;
 use std::future::Future;
@@ -96,6 +186,31 @@ impl std::error::Error for Error {
 /// The result of a storage call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The prefix of the disk tree's temporary files (uploads in progress, copies). Such files
+/// never appear in listings, and a path with a segment that starts with it is refused
+/// ([`StorageError::BadName`]) by every tree, so a client can neither see, open, replace nor
+/// create one.
+pub const TEMP_PREFIX: &str = ".ferry-tmp.";
+
+/// The longest name (one path segment) in bytes: Linux's `NAME_MAX`.
+pub const MAX_NAME: usize = 255;
+
+/// Refuses, with [`StorageError::BadName`], a path that has a segment starting with
+/// [`TEMP_PREFIX`] or longer than [`MAX_NAME`] bytes. Every tree calls this first on every
+/// path argument, so that all trees refuse the same names in the same way.
+///
+/// # Errors
+/// `BadName` as above.
+pub fn check_names(path: &VirtualPath) -> Result<()> {
+    if path
+        .segments()
+        .any(|s| s.len() > MAX_NAME || s.starts_with(TEMP_PREFIX))
+    {
+        return Err(Error::new(StorageError::BadName));
+    }
+    Ok(())
+}
+
 /// A file opened for reading.
 pub trait ReadFile: AsyncRead + Unpin + Send + 'static {
     /// The open file's descriptor, if this reader is a plain file on disk, so that the runtime
@@ -166,6 +281,15 @@ impl EntryBatch {
         self.entries.is_empty()
     }
 
+    /// The entry at `index`, if there is one.
+    #[must_use]
+    pub fn get(&self, index: usize) -> Option<Entry<'_>> {
+        self.entries.get(index).map(|&(start, len, meta)| Entry {
+            name: &self.names[start as usize..(start + len) as usize],
+            meta,
+        })
+    }
+
     /// The entries in the order they were added.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Entry<'_>> {
         self.entries.iter().map(|&(start, len, meta)| Entry {
@@ -193,8 +317,9 @@ pub trait Lister: Send + 'static {
 /// # Adding a backend
 /// Implement this trait (plus [`ReadFile`], [`Upload`] and [`Lister`] for its handles), map
 /// its failures to [`StorageError`] kinds, and add it to the conformance suite with one line
-/// (`conformance_suite!(my_backend, || MyStorage::new(..))`). Wrap it in
-/// [`Audited`](crate) to get the audit log for free.
+/// (`conformance_suite!(my_backend, many = 10_000, |dir: &Path| MyStorage::new(..))`). Wrap
+/// it in [`Audited`] to get the audit log for free. The [crate docs](crate#adding-a-backend)
+/// say more.
 pub trait Storage: Send + Sync + 'static {
     /// A file opened for reading.
     type Reader: ReadFile;
@@ -218,6 +343,15 @@ pub trait Storage: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(Self::Reader, Metadata)>> + Send;
 
     /// Opens `path` for writing as `mode` says. The parent folder must exist.
+    ///
+    /// - [`WriteMode::Replace`]: a folder at `path` is refused (`NotAFile`) at once; the new
+    ///   content replaces any file (or link) there on commit.
+    /// - [`WriteMode::CreateNew`]: anything at `path` gives `AlreadyExists`, at once or, if
+    ///   it appeared meanwhile, on commit; an existing file is never replaced.
+    /// - [`WriteMode::Append`]: creates the file if missing; writes go to its end.
+    /// - [`WriteMode::At`]`(n)`: creates the file if missing, cuts (or extends with zeros) it
+    ///   to `n` bytes at once, and writes from there, so that the result is the first `n`
+    ///   bytes followed by what is written (a resumed upload).
     fn open_write(
         &self,
         path: &VirtualPath,
@@ -234,14 +368,18 @@ pub trait Storage: Send + Sync + 'static {
     fn remove_file(&self, path: &VirtualPath) -> impl Future<Output = Result<()>> + Send;
 
     /// Renames a file or folder. An existing file at `to` is replaced; an existing folder at
-    /// `to` is refused (`AlreadyExists`); a folder cannot move beneath itself.
+    /// `to` is refused (`AlreadyExists`), and so is a folder onto an existing file; a folder
+    /// cannot move beneath itself (`BadName`). Renaming something onto itself succeeds and
+    /// changes nothing.
     fn rename(
         &self,
         from: &VirtualPath,
         to: &VirtualPath,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Copies the file `from` to `to` (replacing a file there), returning the bytes copied.
+    /// Copies the file `from` to `to` (replacing a file there; a folder there gives
+    /// `AlreadyExists`), returning the bytes copied. Like an upload, the copy appears whole
+    /// or not at all.
     fn copy(
         &self,
         from: &VirtualPath,
@@ -255,6 +393,20 @@ pub trait Storage: Send + Sync + 'static {
         time: UnixTime,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Sets the permission bits (`0o7777` at most) of `path`.
+    /// Sets the permission bits of `path`. `mode` above `0o7777` is refused (`BadName`), and
+    /// so are the set-user-ID, set-group-ID and sticky bits (`0o7000`, `PermissionDenied`):
+    /// a client may change permission bits only (DESIGN.md, `SITE CHMOD`).
     fn set_mode(&self, path: &VirtualPath, mode: u32) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Refuses a mode that [`Storage::set_mode`] does not accept: above `0o7777` (`BadName`) or
+/// with the set-user-ID, set-group-ID or sticky bit (`PermissionDenied`).
+pub(crate) fn check_mode(mode: u32) -> Result<()> {
+    if mode > 0o7777 {
+        return Err(Error::new(StorageError::BadName));
+    }
+    if mode & 0o7000 != 0 {
+        return Err(Error::new(StorageError::PermissionDenied));
+    }
+    Ok(())
 }

@@ -1,0 +1,1127 @@
+//! [`DiskStorage`]: a folder on disk, jailed at its root with the kernel's help.
+//!
+//! Owns every system call Ferry makes on the files it serves. It never checks a path string
+//! and then opens it: each [`VirtualPath`] is resolved *beneath* a root folder descriptor
+//! opened once, by the kernel, so that no `..`, symlink, or folder swapped for a symlink
+//! between two calls can lead outside the root (DESIGN.md, invariant 4).
+//!
+//! # How paths are resolved
+//!
+//! - Whole paths (to stat, list, read, append, set a time or mode) are opened with
+//!   `openat2(root, path, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: the kernel refuses any
+//!   step that would leave the root, whether by an absolute symlink, a relative one that
+//!   climbs out, or a rename racing with the walk (`EXDEV`, `ELOOP`, reported as
+//!   `PermissionDenied`).
+//! - Operations on a last component (make or remove a folder, delete, rename, create an
+//!   upload's temporary, replace a file) open the *parent* folder that way and then use the
+//!   `*at` calls (`mkdirat`, `unlinkat`, `renameat`, `renameat2(RENAME_NOREPLACE)`, `linkat`)
+//!   with the final name. A symlink as the last component is therefore acted on itself
+//!   (deleted, renamed, replaced), never followed.
+//! - On kernels without `openat2` (`ENOSYS`, before Linux 5.6) paths are walked one segment
+//!   at a time with `openat(O_NOFOLLOW)`, and every symlink is refused (`PermissionDenied`).
+//!
+//! # Symlinks and hard links
+//!
+//! - **Symlinks that stay inside the root are followed** when a path goes through them
+//!   (reading, listing a linked folder, stat, appending, setting a time or mode), because the
+//!   kernel guarantees that the walk stays beneath the root. A symlink that points outside
+//!   (absolute, or relative with enough `..`) gives `PermissionDenied`; a dangling one gives
+//!   `NotFound`. Nothing outside is ever opened.
+//! - **In listings**, a symlink that resolves inside the root is shown with its target's
+//!   metadata (a linked folder is listed as a folder); one that leads outside, dangles, or
+//!   cannot be resolved is shown with [`FileKind::Symlink`] and the link's own metadata.
+//! - **Hard links**: a regular file with more than one link (`st_nlink > 1`) is refused
+//!   (`PermissionDenied`) for reading, appending, writing at an offset, copying from, and
+//!   setting its time or mode, since it could be a link to a file outside the root planted
+//!   by someone with access to the disk. Replacing it by an upload, deleting it and renaming
+//!   it only change the folder entry, so they are allowed.
+//! - Other special files (FIFOs, sockets, devices) are listed as files of size 0 and
+//!   refused for reading and writing (`NotAFile`). Opens use `O_NONBLOCK | O_NOCTTY`, so
+//!   that a FIFO cannot hang a call.
+//!
+//! # Uploads and temporaries
+//!
+//! An upload that creates or replaces a file ([`WriteMode::Replace`],
+//! [`WriteMode::CreateNew`]) writes to a hidden temporary beside its target, named
+//! [`TEMP_PREFIX`] followed by the process id, a counter and a few random
+//! bits (`.ferry-tmp.4242.17.9f3a…`), created with `O_EXCL`. [`Upload::commit`] renames it
+//! over the target (`renameat`; for `CreateNew`, `renameat2(RENAME_NOREPLACE)` or, on file
+//! systems without it, `linkat`, so that an existing file is never replaced), optionally
+//! after `fsync` ([`DiskStorage::with_fsync`]). [`Upload::abort`], a failed commit, or
+//! dropping the upload removes the temporary (on drop with one blocking `unlinkat`), so the
+//! old file stays as it was and no debris is left behind. A crash can still leave
+//! temporaries: [`DiskStorage::remove_stale_temporaries`] removes them, and the runtime calls
+//! it once at start. Temporaries never appear in listings, and every path with a segment
+//! that starts with the prefix is refused (`BadName`), so clients cannot touch them.
+//!
+//! Appends and writes at an offset ([`WriteMode::Append`], [`WriteMode::At`]) write through
+//! to the real file: the documented exception to atomic uploads.
+//!
+//! Copies use the kernel's `copy_file_range` (falling back to reading and writing) into a
+//! temporary beside the target, renamed into place when complete.
+//!
+//! Files are streamed, never held whole in memory: readers and uploads are
+//! [`async_fs::File`]s over the descriptor opened beneath the root, and a reader hands that
+//! descriptor to the runtime for `sendfile` ([`ReadFile::as_raw_file`]).
+//!
+//! Every system call that may block runs on the [`blocking`] thread pool, never on the
+//! executor's threads (except the single `unlinkat` of a dropped upload).
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_lite::io::AsyncWriteExt;
+use rustix::fs::{
+    self as rfs, AtFlags, CWD, FileType, Mode, OFlags, RenameFlags, ResolveFlags, SeekFrom, Stat,
+    Timespec, Timestamps,
+};
+use rustix::io::Errno;
+
+use crate::{
+    EntryBatch, Error, FileKind, Lister, Metadata, ReadFile, Result, Storage, StorageError,
+    TEMP_PREFIX, UnixTime, Upload, VirtualPath, WriteMode, check_mode, check_names,
+};
+
+/// How many entries a listing stats per trip to the blocking pool.
+const BATCH: usize = 512;
+
+/// How often an `openat2` that reports a concurrent rename (`EAGAIN`) is retried.
+const RESOLVE_RETRIES: usize = 16;
+
+/// A folder on disk that every operation stays beneath. Cheap to clone; clones share the
+/// root descriptor and the settings.
+#[derive(Clone)]
+pub struct DiskStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The root, opened once with `O_PATH | O_DIRECTORY`.
+    root: OwnedFd,
+    root_path: PathBuf,
+    fsync: AtomicBool,
+    /// Whether `openat2` is used (otherwise: walk with `O_NOFOLLOW`, refusing symlinks).
+    kernel_resolve: AtomicBool,
+}
+
+impl fmt::Debug for DiskStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiskStorage")
+            .field("root", &self.inner.root_path)
+            .field("fsync", &self.inner.fsync.load(Ordering::Relaxed))
+            .field(
+                "kernel_resolve",
+                &self.inner.kernel_resolve.load(Ordering::Relaxed),
+            )
+            .finish()
+    }
+}
+
+fn sys<T>(r: rustix::io::Result<T>) -> Result<T> {
+    r.map_err(|e| Error::from(io::Error::from(e)))
+}
+
+fn fail<T>(kind: StorageError) -> Result<T> {
+    Err(Error::new(kind))
+}
+
+fn file_type(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+#[allow(clippy::unnecessary_cast, clippy::cast_lossless)]
+fn nlink(st: &Stat) -> u64 {
+    st.st_nlink as u64
+}
+
+#[allow(clippy::unnecessary_cast, clippy::cast_lossless)]
+fn mtime(st: &Stat) -> i64 {
+    st.st_mtime as i64
+}
+
+fn size(st: &Stat) -> u64 {
+    u64::try_from(st.st_size).unwrap_or(0)
+}
+
+fn meta_of(st: &Stat) -> Metadata {
+    let (kind, size) = match file_type(st) {
+        FileType::Directory => (FileKind::Dir, size(st)),
+        FileType::Symlink => (FileKind::Symlink, size(st)),
+        FileType::RegularFile => (FileKind::File, size(st)),
+        _ => (FileKind::File, 0),
+    };
+    Metadata {
+        kind,
+        size,
+        modified: Some(UnixTime(mtime(st))),
+        mode: Some(st.st_mode & 0o7777),
+    }
+}
+
+/// Refuses anything but a regular file with one link: folders and special files
+/// (`NotAFile`), and hard-linked files (`PermissionDenied`; see the module docs).
+fn ensure_plain_file(st: &Stat) -> Result<()> {
+    match file_type(st) {
+        FileType::RegularFile if nlink(st) > 1 => fail(StorageError::PermissionDenied),
+        FileType::RegularFile => Ok(()),
+        _ => fail(StorageError::NotAFile),
+    }
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, with a missing entry as `None`.
+fn lstat_at(dir: &OwnedFd, name: &str) -> Result<Option<Stat>> {
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => sys(Err(e)),
+    }
+}
+
+/// A name for a new temporary: the prefix, the process id, a counter, and bits of the clock
+/// so that two processes sharing a pid namespace and a folder do not collide for long.
+fn temp_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let noise = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{TEMP_PREFIX}{}.{n}.{noise:08x}", std::process::id())
+}
+
+impl DiskStorage {
+    /// A tree jailed at the folder `root`, which must exist. The root is opened once here;
+    /// renaming or replacing `root` later does not move the jail.
+    ///
+    /// # Errors
+    /// The error of opening `root` as a folder.
+    pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
+        let root_path = root.as_ref().to_path_buf();
+        let fd = rfs::open(
+            &root_path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let probe = rfs::openat2(
+            &fd,
+            c".",
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        );
+        // ENOSYS: a kernel before 5.6. EPERM: a seccomp filter that does not know the call.
+        let kernel_resolve = !matches!(probe, Err(Errno::NOSYS | Errno::PERM));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root: fd,
+                root_path,
+                fsync: AtomicBool::new(false),
+                kernel_resolve: AtomicBool::new(kernel_resolve),
+            }),
+        })
+    }
+
+    /// Whether a commit (and a copy) calls `fsync` on the file and its folder before
+    /// reporting success. Off by default. Shared by clones.
+    #[must_use]
+    pub fn with_fsync(self, on: bool) -> Self {
+        self.inner.fsync.store(on, Ordering::Relaxed);
+        self
+    }
+
+    /// Resolves paths by walking them one segment at a time and refusing every symlink,
+    /// as on kernels without `openat2`. For tests of that fallback; shared by clones.
+    #[must_use]
+    pub fn resolve_by_walking(self) -> Self {
+        self.inner.kernel_resolve.store(false, Ordering::Relaxed);
+        self
+    }
+
+    /// The folder this tree is jailed at, as given to [`DiskStorage::new`].
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.inner.root_path
+    }
+
+    /// Removes the temporaries that a crash left behind anywhere in the tree (files whose
+    /// name starts with [`TEMP_PREFIX`]), and returns how many it removed. Walks the tree
+    /// without following any symlink. Blocking: call it before serving, or on a blocking
+    /// thread. Uploads in progress in this process would lose their temporary, so call it
+    /// only at start.
+    ///
+    /// # Errors
+    /// The first error other than a file or folder vanishing during the walk.
+    pub fn remove_stale_temporaries(&self) -> io::Result<u64> {
+        let inner = &self.inner;
+        let mut removed = 0;
+        let mut pending = vec![String::new()];
+        while let Some(rel) = pending.pop() {
+            let dir = match inner.walk(&rel, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let reading = rfs::openat(
+                &dir,
+                c".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            for entry in rfs::Dir::new(reading)? {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let Ok(name) = std::str::from_utf8(name) else {
+                    continue;
+                };
+                let kind = match entry.file_type() {
+                    FileType::Unknown => match rfs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => file_type(&st),
+                        Err(_) => continue,
+                    },
+                    t => t,
+                };
+                if name.starts_with(TEMP_PREFIX) && kind == FileType::RegularFile {
+                    match rfs::unlinkat(&dir, name, AtFlags::empty()) {
+                        Ok(()) => removed += 1,
+                        Err(Errno::NOENT) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                } else if kind == FileType::Directory {
+                    pending.push(if rel.is_empty() {
+                        name.to_owned()
+                    } else {
+                        format!("{rel}/{name}")
+                    });
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        blocking::unblock(move || f(&inner)).await
+    }
+}
+
+impl Inner {
+    fn fsync(&self) -> bool {
+        self.fsync.load(Ordering::Relaxed)
+    }
+
+    /// Opens `rel` (a [`VirtualPath::relative`]: no leading `/`, no `.`/`..`, empty for the
+    /// root) beneath the root.
+    fn resolve(&self, rel: &str, flags: OFlags, mode: Mode) -> rustix::io::Result<OwnedFd> {
+        if !self.kernel_resolve.load(Ordering::Relaxed) {
+            return self.walk(rel, flags, mode);
+        }
+        let path = if rel.is_empty() { "." } else { rel };
+        let mut tries = 0;
+        loop {
+            match rfs::openat2(
+                &self.root,
+                path,
+                flags | OFlags::CLOEXEC,
+                mode,
+                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Err(Errno::AGAIN | Errno::INTR) if tries < RESOLVE_RETRIES => tries += 1,
+                Err(Errno::NOSYS) => {
+                    self.kernel_resolve.store(false, Ordering::Relaxed);
+                    return self.walk(rel, flags, mode);
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// The fallback without `openat2`: one `openat(O_NOFOLLOW)` per segment, refusing every
+    /// symlink with `ELOOP`.
+    fn walk(&self, rel: &str, flags: OFlags, mode: Mode) -> rustix::io::Result<OwnedFd> {
+        let segments: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+        let Some((last, dirs)) = segments.split_last() else {
+            return rfs::openat(&self.root, c".", flags | OFlags::CLOEXEC, mode);
+        };
+        let mut cur: Option<OwnedFd> = None;
+        for seg in dirs {
+            let at = cur.as_ref().map_or(self.root.as_fd(), AsFd::as_fd);
+            let next = open_no_follow(at, seg, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+            cur = Some(next);
+        }
+        let at = cur.as_ref().map_or(self.root.as_fd(), AsFd::as_fd);
+        open_no_follow(at, last, flags, mode)
+    }
+
+    /// Opens the folder that holds `path` (which is not the root) beneath the root, and
+    /// returns it with `path`'s last segment.
+    fn parent<'p>(&self, path: &'p VirtualPath) -> Result<(OwnedFd, &'p str)> {
+        let fd = sys(self.resolve(
+            path.parent().relative(),
+            OFlags::PATH | OFlags::DIRECTORY,
+            Mode::empty(),
+        ))?;
+        Ok((fd, path.file_name().unwrap_or_default()))
+    }
+
+    /// Creates a new temporary in `dir` for the entry `target`.
+    fn create_temp(&self, dir: OwnedFd, target: &str, create_new: bool) -> Result<(OwnedFd, Temp)> {
+        loop {
+            let name = temp_name();
+            match rfs::openat(
+                &dir,
+                name.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o666),
+            ) {
+                Ok(fd) => {
+                    return Ok((
+                        fd,
+                        Temp {
+                            dir,
+                            name,
+                            target: target.to_owned(),
+                            create_new,
+                            fsync: self.fsync(),
+                            done: false,
+                        },
+                    ));
+                }
+                Err(Errno::EXIST) => {}
+                Err(e) => return sys(Err(e)),
+            }
+        }
+    }
+
+    fn metadata(&self, rel: &str) -> Result<Metadata> {
+        let fd = sys(self.resolve(rel, OFlags::PATH, Mode::empty()))?;
+        Ok(meta_of(&sys(rfs::fstat(&fd))?))
+    }
+
+    fn open_read(&self, rel: &str, offset: u64) -> Result<(std::fs::File, Metadata)> {
+        let fd = sys(self.resolve(
+            rel,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+        ))?;
+        let st = sys(rfs::fstat(&fd))?;
+        ensure_plain_file(&st)?;
+        sys(rfs::fcntl_setfl(&fd, OFlags::empty()))?;
+        sys(rfs::seek(&fd, SeekFrom::Start(offset)))?;
+        Ok((std::fs::File::from(fd), meta_of(&st)))
+    }
+
+    fn open_write(&self, path: &VirtualPath, mode: WriteMode) -> Result<Opened> {
+        match mode {
+            WriteMode::Replace | WriteMode::CreateNew => {
+                let (dir, name) = self.parent(path)?;
+                let create_new = mode == WriteMode::CreateNew;
+                match lstat_at(&dir, name)? {
+                    Some(_) if create_new => return fail(StorageError::AlreadyExists),
+                    Some(st) if file_type(&st) == FileType::Directory => {
+                        return fail(StorageError::NotAFile);
+                    }
+                    _ => {}
+                }
+                let (fd, temp) = self.create_temp(dir, name, create_new)?;
+                Ok(Opened {
+                    file: std::fs::File::from(fd),
+                    temp: Some(temp),
+                    base: 0,
+                })
+            }
+            WriteMode::Append | WriteMode::At(_) => {
+                let mut flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK | OFlags::NOCTTY;
+                if mode == WriteMode::Append {
+                    flags |= OFlags::APPEND;
+                }
+                let fd = match self.resolve(path.relative(), flags, Mode::from_raw_mode(0o666)) {
+                    // A FIFO without a reader (O_NONBLOCK), a device without a driver.
+                    Err(Errno::NXIO | Errno::NODEV) => return fail(StorageError::NotAFile),
+                    r => sys(r)?,
+                };
+                let st = sys(rfs::fstat(&fd))?;
+                ensure_plain_file(&st)?;
+                sys(rfs::fcntl_setfl(
+                    &fd,
+                    if mode == WriteMode::Append {
+                        OFlags::APPEND
+                    } else {
+                        OFlags::empty()
+                    },
+                ))?;
+                let base = match mode {
+                    WriteMode::At(n) => {
+                        sys(rfs::ftruncate(&fd, n))?;
+                        sys(rfs::seek(&fd, SeekFrom::Start(n)))?;
+                        n
+                    }
+                    _ => size(&st),
+                };
+                Ok(Opened {
+                    file: std::fs::File::from(fd),
+                    temp: None,
+                    base,
+                })
+            }
+        }
+    }
+
+    fn make_dir(&self, path: &VirtualPath) -> Result<()> {
+        if path.is_root() {
+            return fail(StorageError::AlreadyExists);
+        }
+        let (dir, name) = self.parent(path)?;
+        sys(rfs::mkdirat(&dir, name, Mode::from_raw_mode(0o777)))
+    }
+
+    fn remove_dir(&self, path: &VirtualPath) -> Result<()> {
+        if path.is_root() {
+            return fail(StorageError::PermissionDenied);
+        }
+        let (dir, name) = self.parent(path)?;
+        sys(rfs::unlinkat(&dir, name, AtFlags::REMOVEDIR))
+    }
+
+    fn remove_file(&self, path: &VirtualPath) -> Result<()> {
+        if path.is_root() {
+            return fail(StorageError::NotAFile);
+        }
+        let (dir, name) = self.parent(path)?;
+        sys(rfs::unlinkat(&dir, name, AtFlags::empty()))
+    }
+
+    fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<()> {
+        if from.is_root() {
+            return fail(StorageError::PermissionDenied);
+        }
+        let (from_dir, from_name) = self.parent(from)?;
+        let Some(src) = lstat_at(&from_dir, from_name)? else {
+            return fail(StorageError::NotFound);
+        };
+        if to.is_root() {
+            return fail(StorageError::AlreadyExists);
+        }
+        let src_is_dir = file_type(&src) == FileType::Directory;
+        let (to_dir, to_name) = self.parent(to)?;
+        if let Some(dst) = lstat_at(&to_dir, to_name)? {
+            if dst.st_dev == src.st_dev && dst.st_ino == src.st_ino {
+                // The same file (renamed onto itself, or a second hard link): nothing to do,
+                // as rename(2) does.
+                return Ok(());
+            }
+            if file_type(&dst) == FileType::Directory || src_is_dir {
+                return fail(StorageError::AlreadyExists);
+            }
+        }
+        if src_is_dir && to.starts_with(from) {
+            return fail(StorageError::BadName);
+        }
+        match rfs::renameat(&from_dir, from_name, &to_dir, to_name) {
+            // Beneath itself through a symlink, or a folder that appeared meanwhile.
+            Err(Errno::INVAL) => fail(StorageError::BadName),
+            Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST | Errno::NOTDIR) => {
+                fail(StorageError::AlreadyExists)
+            }
+            r => sys(r),
+        }
+    }
+
+    fn copy(&self, from: &VirtualPath, to: &VirtualPath) -> Result<u64> {
+        let src = sys(self.resolve(
+            from.relative(),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+        ))?;
+        ensure_plain_file(&sys(rfs::fstat(&src))?)?;
+        sys(rfs::fcntl_setfl(&src, OFlags::empty()))?;
+        if to.is_root() {
+            return fail(StorageError::AlreadyExists);
+        }
+        let (dir, name) = self.parent(to)?;
+        if let Some(st) = lstat_at(&dir, name)?
+            && file_type(&st) == FileType::Directory
+        {
+            return fail(StorageError::AlreadyExists);
+        }
+        let (dst, temp) = self.create_temp(dir, name, false)?;
+        let copied = copy_data(&src, &dst).map_err(Error::from)?;
+        if temp.fsync {
+            sys(rfs::fsync(&dst))?;
+        }
+        drop(dst);
+        temp.commit()?;
+        Ok(copied)
+    }
+
+    /// Opens `rel` as `O_PATH` (following symlinks that stay inside) for a change of its
+    /// attributes, refusing hard-linked files.
+    fn open_for_attributes(&self, rel: &str) -> Result<(OwnedFd, Stat)> {
+        let fd = sys(self.resolve(rel, OFlags::PATH, Mode::empty()))?;
+        let st = sys(rfs::fstat(&fd))?;
+        if file_type(&st) == FileType::RegularFile && nlink(&st) > 1 {
+            return fail(StorageError::PermissionDenied);
+        }
+        Ok((fd, st))
+    }
+
+    fn set_modified(&self, rel: &str, time: UnixTime) -> Result<()> {
+        let (fd, _) = self.open_for_attributes(rel)?;
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: rfs::UTIME_OMIT,
+            },
+            last_modification: Timespec {
+                tv_sec: time.0,
+                tv_nsec: 0,
+            },
+        };
+        match rfs::utimensat(&fd, c"", &times, AtFlags::EMPTY_PATH) {
+            // Kernels that do not take AT_EMPTY_PATH here: through our own descriptor's
+            // entry in /proc, which names exactly the file we opened.
+            Err(Errno::INVAL) => sys(rfs::utimensat(
+                CWD,
+                proc_fd_path(&fd).as_str(),
+                &times,
+                AtFlags::empty(),
+            )),
+            r => sys(r),
+        }
+    }
+
+    fn set_mode(&self, rel: &str, mode: u32) -> Result<()> {
+        let (fd, st) = self.open_for_attributes(rel)?;
+        let mode = Mode::from_raw_mode(mode);
+        match file_type(&st) {
+            // "." beneath the folder's own descriptor is the folder itself: no lookup that a
+            // symlink could redirect.
+            FileType::Directory => sys(rfs::chmodat(&fd, c".", mode, AtFlags::empty())),
+            // fchmod does not take an O_PATH descriptor; /proc/self/fd/N names exactly the
+            // file that descriptor holds. Without /proc, reopen beneath the root and check
+            // that it is still the same file.
+            FileType::RegularFile => {
+                match rfs::chmodat(CWD, proc_fd_path(&fd).as_str(), mode, AtFlags::empty()) {
+                    Err(Errno::NOENT) => {
+                        let file = sys(self.resolve(
+                            rel,
+                            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+                            Mode::empty(),
+                        ))?;
+                        let again = sys(rfs::fstat(&file))?;
+                        if again.st_dev != st.st_dev || again.st_ino != st.st_ino {
+                            return fail(StorageError::Other);
+                        }
+                        sys(rfs::fchmod(&file, mode))
+                    }
+                    r => sys(r),
+                }
+            }
+            _ => fail(StorageError::PermissionDenied),
+        }
+    }
+
+    fn list(self: &Arc<Self>, rel: &str) -> Result<ListState> {
+        let dir = sys(self.resolve(rel, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()))?;
+        let reading = sys(rfs::openat(
+            &dir,
+            c".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ))?;
+        let mut names = String::new();
+        let mut order: Vec<(u32, u32)> = Vec::new();
+        for entry in sys(rfs::Dir::new(reading))? {
+            let entry = sys(entry)?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            // Names that are not UTF-8 cannot be named by a client (paths are `str`), so
+            // they are not listed either.
+            let Ok(name) = std::str::from_utf8(name) else {
+                continue;
+            };
+            if name.starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let (Ok(start), Ok(len)) = (u32::try_from(names.len()), u32::try_from(name.len()))
+            else {
+                return fail(StorageError::Other);
+            };
+            names.push_str(name);
+            order.push((start, len));
+        }
+        let slice = |&(start, len): &(u32, u32)| &names[start as usize..(start + len) as usize];
+        order.sort_unstable_by(|a, b| slice(a).cmp(slice(b)));
+        Ok(ListState {
+            inner: Arc::clone(self),
+            dir,
+            rel: rel.to_owned(),
+            names,
+            order,
+            next: 0,
+            scratch: EntryBatch::new(),
+        })
+    }
+}
+
+/// `openat(at, name, flags | O_NOFOLLOW)`, reporting a symlink as `ELOOP` whatever the
+/// flags (`O_PATH | O_NOFOLLOW` would open the link itself; `O_DIRECTORY | O_NOFOLLOW` would
+/// say `ENOTDIR`).
+fn open_no_follow(
+    at: BorrowedFd<'_>,
+    name: &str,
+    flags: OFlags,
+    mode: Mode,
+) -> rustix::io::Result<OwnedFd> {
+    match rfs::openat(at, name, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode) {
+        Ok(fd) => {
+            if flags.contains(OFlags::PATH) && file_type(&rfs::fstat(&fd)?) == FileType::Symlink {
+                return Err(Errno::LOOP);
+            }
+            Ok(fd)
+        }
+        Err(Errno::NOTDIR) => match rfs::statat(at, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if file_type(&st) == FileType::Symlink => Err(Errno::LOOP),
+            _ => Err(Errno::NOTDIR),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+fn proc_fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Copies all of `src` (from its current offset) to `dst` with `copy_file_range`, falling
+/// back to reading and writing where the kernel or file system cannot.
+fn copy_data(src: &OwnedFd, dst: &OwnedFd) -> io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        match rfs::copy_file_range(src, None, dst, None, 1 << 30) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(Errno::INTR) => {}
+            Err(
+                Errno::XDEV
+                | Errno::INVAL
+                | Errno::NOSYS
+                | Errno::OPNOTSUPP
+                | Errno::BADF
+                | Errno::PERM,
+            ) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Both offsets have advanced by what was copied so far; go on from there.
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut src, mut dst) = (
+        std::fs::File::from(src.try_clone()?),
+        std::fs::File::from(dst.try_clone()?),
+    );
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        dst.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+/// A temporary beside its target, removed on drop unless it was renamed into place.
+struct Temp {
+    dir: OwnedFd,
+    name: String,
+    target: String,
+    create_new: bool,
+    fsync: bool,
+    done: bool,
+}
+
+impl Temp {
+    /// Puts the temporary in place (blocking).
+    fn commit(mut self) -> Result<()> {
+        if self.create_new {
+            match rfs::renameat_with(
+                &self.dir,
+                self.name.as_str(),
+                &self.dir,
+                self.target.as_str(),
+                RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => self.done = true,
+                // A file system without RENAME_NOREPLACE: link (which never replaces), then
+                // let drop remove the temporary's name.
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => sys(rfs::linkat(
+                    &self.dir,
+                    self.name.as_str(),
+                    &self.dir,
+                    self.target.as_str(),
+                    AtFlags::empty(),
+                ))?,
+                Err(e) => return sys(Err(e)),
+            }
+        } else {
+            match rfs::renameat(
+                &self.dir,
+                self.name.as_str(),
+                &self.dir,
+                self.target.as_str(),
+            ) {
+                Ok(()) => self.done = true,
+                Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
+                    return fail(StorageError::NotAFile);
+                }
+                Err(e) => return sys(Err(e)),
+            }
+        }
+        if self.fsync {
+            let dir = sys(rfs::openat(
+                &self.dir,
+                c".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ))?;
+            sys(rfs::fsync(&dir))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.done {
+            // One syscall; nothing to do if it fails (remove_stale_temporaries will).
+            let _ = rfs::unlinkat(&self.dir, self.name.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+/// What `open_write` hands back from the blocking pool.
+struct Opened {
+    file: std::fs::File,
+    temp: Option<Temp>,
+    base: u64,
+}
+
+impl Storage for DiskStorage {
+    type Reader = DiskReader;
+    type Upload = DiskUpload;
+    type Lister = DiskLister;
+
+    async fn metadata(&self, path: &VirtualPath) -> Result<Metadata> {
+        check_names(path)?;
+        let path = path.clone();
+        self.run(move |inner| inner.metadata(path.relative())).await
+    }
+
+    async fn list(&self, path: &VirtualPath) -> Result<DiskLister> {
+        check_names(path)?;
+        let path = path.clone();
+        let inner = Arc::clone(&self.inner);
+        let state = blocking::unblock(move || inner.list(path.relative())).await?;
+        Ok(DiskLister {
+            state: Some(Box::new(state)),
+        })
+    }
+
+    async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<(DiskReader, Metadata)> {
+        check_names(path)?;
+        let path = path.clone();
+        let (file, meta) = self
+            .run(move |inner| inner.open_read(path.relative(), offset))
+            .await?;
+        Ok((
+            DiskReader {
+                file: async_fs::File::from(file),
+            },
+            meta,
+        ))
+    }
+
+    async fn open_write(&self, path: &VirtualPath, mode: WriteMode) -> Result<DiskUpload> {
+        check_names(path)?;
+        if path.is_root() {
+            return fail(StorageError::NotAFile);
+        }
+        let path = path.clone();
+        let opened = self.run(move |inner| inner.open_write(&path, mode)).await?;
+        Ok(DiskUpload {
+            file: Some(async_fs::File::from(opened.file)),
+            temp: opened.temp,
+            base: opened.base,
+            fsync: self.inner.fsync(),
+        })
+    }
+
+    async fn make_dir(&self, path: &VirtualPath) -> Result<()> {
+        check_names(path)?;
+        let path = path.clone();
+        self.run(move |inner| inner.make_dir(&path)).await
+    }
+
+    async fn remove_dir(&self, path: &VirtualPath) -> Result<()> {
+        check_names(path)?;
+        let path = path.clone();
+        self.run(move |inner| inner.remove_dir(&path)).await
+    }
+
+    async fn remove_file(&self, path: &VirtualPath) -> Result<()> {
+        check_names(path)?;
+        let path = path.clone();
+        self.run(move |inner| inner.remove_file(&path)).await
+    }
+
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<()> {
+        check_names(from)?;
+        check_names(to)?;
+        let (from, to) = (from.clone(), to.clone());
+        self.run(move |inner| inner.rename(&from, &to)).await
+    }
+
+    async fn copy(&self, from: &VirtualPath, to: &VirtualPath) -> Result<u64> {
+        check_names(from)?;
+        check_names(to)?;
+        let (from, to) = (from.clone(), to.clone());
+        self.run(move |inner| inner.copy(&from, &to)).await
+    }
+
+    async fn set_modified(&self, path: &VirtualPath, time: UnixTime) -> Result<()> {
+        check_names(path)?;
+        let path = path.clone();
+        self.run(move |inner| inner.set_modified(path.relative(), time))
+            .await
+    }
+
+    async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<()> {
+        check_names(path)?;
+        check_mode(mode)?;
+        let path = path.clone();
+        self.run(move |inner| inner.set_mode(path.relative(), mode))
+            .await
+    }
+}
+
+/// A regular file of a [`DiskStorage`] opened for reading.
+#[derive(Debug)]
+pub struct DiskReader {
+    file: async_fs::File,
+}
+
+impl AsyncRead for DiskReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.file).poll_read(cx, buf)
+    }
+}
+
+impl ReadFile for DiskReader {
+    fn as_raw_file(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.file.as_fd())
+    }
+}
+
+/// An upload to a [`DiskStorage`]: a temporary beside the target (create or replace), or
+/// the file itself (append, write at an offset).
+#[derive(Debug)]
+pub struct DiskUpload {
+    /// `None` once committed or aborted.
+    file: Option<async_fs::File>,
+    temp: Option<Temp>,
+    /// The file's size when opened (append) or the offset (at); 0 for a temporary.
+    base: u64,
+    fsync: bool,
+}
+
+impl fmt::Debug for Temp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Temp")
+            .field("name", &self.name)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+fn finished() -> io::Error {
+    io::Error::other("upload already finished")
+}
+
+impl AsyncWrite for DiskUpload {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.file.as_mut() {
+            Some(f) => Pin::new(f).poll_write(cx, buf),
+            None => Poll::Ready(Err(finished())),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.file.as_mut() {
+            Some(f) => Pin::new(f).poll_flush(cx),
+            None => Poll::Ready(Err(finished())),
+        }
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Closing is committing or aborting; here it only flushes.
+        match self.file.as_mut() {
+            Some(f) => Pin::new(f).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl Upload for DiskUpload {
+    async fn commit(mut self) -> Result<u64> {
+        let Some(mut file) = self.file.take() else {
+            return Err(Error::with_source(StorageError::Other, finished()));
+        };
+        file.flush().await?;
+        if self.fsync {
+            file.sync_all().await?;
+        }
+        let temp = self.temp.take();
+        let base = self.base;
+        blocking::unblock(move || {
+            let st = sys(rfs::fstat(&file))?;
+            drop(file);
+            if let Some(temp) = temp {
+                temp.commit()?;
+            }
+            Ok(size(&st).saturating_sub(base))
+        })
+        .await
+    }
+
+    async fn abort(mut self) {
+        let file = self.file.take();
+        let temp = self.temp.take();
+        blocking::unblock(move || drop((file, temp))).await;
+    }
+
+    fn as_raw_file(&self) -> Option<BorrowedFd<'_>> {
+        self.file.as_ref().map(AsFd::as_fd)
+    }
+}
+
+/// A listing of a [`DiskStorage`] folder: the names read (and sorted) when the listing
+/// started, stat'ed batch by batch as they are handed out. Entries removed meanwhile are
+/// skipped.
+#[derive(Debug)]
+pub struct DiskLister {
+    /// `None` while a batch is being read on the blocking pool (or if that was cancelled).
+    state: Option<Box<ListState>>,
+}
+
+struct ListState {
+    inner: Arc<Inner>,
+    /// The folder, `O_PATH`, for `fstatat`.
+    dir: OwnedFd,
+    /// Its path relative to the root, to resolve symlinks from the root.
+    rel: String,
+    /// Every name, one after the other, and (start, length) of each in byte order.
+    names: String,
+    order: Vec<(u32, u32)>,
+    next: usize,
+    scratch: EntryBatch,
+}
+
+impl fmt::Debug for ListState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListState")
+            .field("rel", &self.rel)
+            .field("entries", &self.order.len())
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ListState {
+    fn done(&self) -> bool {
+        self.next >= self.order.len()
+    }
+
+    /// Fills `scratch` with the next entries that still exist (blocking).
+    fn fill(&mut self) -> Result<()> {
+        self.scratch.clear();
+        let mut link_path = String::new();
+        while self.scratch.is_empty() && !self.done() {
+            let end = (self.next + BATCH).min(self.order.len());
+            for &(start, len) in &self.order[self.next..end] {
+                let name = &self.names[start as usize..(start + len) as usize];
+                let st = match rfs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
+                    Err(Errno::NOENT) => continue,
+                    Err(e) => return sys(Err(e)),
+                };
+                let mut meta = meta_of(&st);
+                if meta.kind == FileKind::Symlink {
+                    link_path.clear();
+                    if !self.rel.is_empty() {
+                        link_path.push_str(&self.rel);
+                        link_path.push('/');
+                    }
+                    link_path.push_str(name);
+                    if let Ok(target) = self.inner.resolve(&link_path, OFlags::PATH, Mode::empty())
+                        && let Ok(tst) = rfs::fstat(&target)
+                    {
+                        meta = meta_of(&tst);
+                    }
+                }
+                self.scratch.push(name, meta);
+            }
+            self.next = end;
+        }
+        Ok(())
+    }
+}
+
+impl Lister for DiskLister {
+    async fn next_batch(&mut self, batch: &mut EntryBatch) -> Result<bool> {
+        let Some(mut state) = self.state.take() else {
+            return Err(Error::with_source(
+                StorageError::Other,
+                io::Error::other("an earlier batch of this listing was cancelled"),
+            ));
+        };
+        if state.done() {
+            self.state = Some(state);
+            return Ok(false);
+        }
+        let (state, result) = blocking::unblock(move || {
+            let r = state.fill();
+            (state, r)
+        })
+        .await;
+        result?;
+        for e in state.scratch.iter() {
+            batch.push(e.name, e.meta);
+        }
+        let any = !state.scratch.is_empty();
+        self.state = Some(state);
+        Ok(any)
+    }
+}

@@ -1,0 +1,280 @@
+//! What only the disk tree has: temporaries on disk, stale ones after a crash, descriptors
+//! for `sendfile`, `fsync`, and a folder of 100,000 entries.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{block_on, kind, names, p, put, read, write};
+use ferry_backends::{
+    DiskStorage, EntryBatch, FileKind, Lister, MemoryStorage, ReadFile, Storage, StorageError as E,
+    TEMP_PREFIX, Upload, WriteMode as W,
+};
+use futures_lite::io::AsyncWriteExt;
+
+/// Every name in the folder on disk, temporaries included, sorted.
+fn on_disk(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn temporaries(dir: &Path) -> usize {
+    on_disk(dir)
+        .iter()
+        .filter(|n| n.starts_with(TEMP_PREFIX))
+        .count()
+}
+
+#[test]
+fn uploads_leave_no_debris() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = DiskStorage::new(dir.path()).unwrap();
+    block_on(async {
+        put(&s, "/f", b"old").await;
+        // While an upload runs, its temporary sits beside the target, hidden.
+        let mut up = s.open_write(&p("/f"), W::Replace).await.unwrap();
+        up.write_all(b"new").await.unwrap();
+        up.flush().await.unwrap();
+        assert_eq!(temporaries(dir.path()), 1);
+        assert_eq!(names(&s, "/").await, ["f"]);
+        up.abort().await;
+        assert_eq!(on_disk(dir.path()), ["f"]);
+        // Dropped.
+        let mut up = s.open_write(&p("/f"), W::Replace).await.unwrap();
+        up.write_all(b"new").await.unwrap();
+        drop(up);
+        assert_eq!(on_disk(dir.path()), ["f"]);
+        // A CreateNew that loses the race.
+        let up = s.open_write(&p("/g"), W::CreateNew).await.unwrap();
+        put(&s, "/g", b"winner").await;
+        assert_eq!(kind(up.commit().await), Err(E::AlreadyExists));
+        assert_eq!(on_disk(dir.path()), ["f", "g"]);
+        // A commit whose target became a folder.
+        let up = s.open_write(&p("/h"), W::Replace).await.unwrap();
+        s.make_dir(&p("/h")).await.unwrap();
+        assert_eq!(kind(up.commit().await), Err(E::NotAFile));
+        assert_eq!(on_disk(dir.path()), ["f", "g", "h"]);
+        // Committed.
+        write(&s, "/f", W::Replace, b"new").await.unwrap();
+        s.copy(&p("/f"), &p("/c")).await.unwrap();
+        assert_eq!(on_disk(dir.path()), ["c", "f", "g", "h"]);
+        assert_eq!(read(&s, "/f").await.unwrap(), b"new");
+    });
+}
+
+#[test]
+fn stale_temporaries_are_removed_and_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("a/b")).unwrap();
+    for t in [
+        format!("{TEMP_PREFIX}1.2.3"),
+        format!("a/{TEMP_PREFIX}9"),
+        format!("a/b/{TEMP_PREFIX}x"),
+    ] {
+        fs::write(root.join(t), b"debris").unwrap();
+    }
+    fs::write(root.join("a/keep.txt"), b"keep").unwrap();
+    fs::write(root.join("a/.ferry-tmp"), b"not a temporary").unwrap();
+    // A symlink to a folder elsewhere is not walked into.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let planted = elsewhere.path().join(format!("{TEMP_PREFIX}outside"));
+    fs::write(&planted, b"not ours").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), root.join("link")).unwrap();
+
+    let s = DiskStorage::new(root).unwrap();
+    block_on(async {
+        assert_eq!(names(&s, "/a").await, [".ferry-tmp", "b", "keep.txt"]);
+        assert!(names(&s, "/a/b").await.is_empty());
+    });
+    assert_eq!(s.remove_stale_temporaries().unwrap(), 3);
+    assert_eq!(on_disk(&root.join("a")), [".ferry-tmp", "b", "keep.txt"]);
+    assert!(on_disk(&root.join("a/b")).is_empty());
+    assert!(planted.exists());
+    assert_eq!(s.remove_stale_temporaries().unwrap(), 0);
+}
+
+#[test]
+fn readers_and_uploads_hand_out_their_descriptor() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = DiskStorage::new(dir.path()).unwrap();
+    block_on(async {
+        put(&s, "/f", b"0123456789").await;
+        let (r, _) = s.open_read(&p("/f"), 4).await.unwrap();
+        let fd = r.as_raw_file().expect("a disk reader has a descriptor");
+        // The descriptor is the file itself: positioned at the offset, readable with pread.
+        let mut buf = [0u8; 3];
+        assert_eq!(rustix::io::pread(fd, &mut buf, 1).unwrap(), 3);
+        assert_eq!(&buf, b"123");
+        assert_eq!(
+            rustix::fs::seek(fd, rustix::fs::SeekFrom::Current(0)).unwrap(),
+            4
+        );
+        let up = s.open_write(&p("/g"), W::Replace).await.unwrap();
+        let fd = up.as_raw_file().expect("a disk upload has a descriptor");
+        // A runtime may splice into it; the commit counts what is in the file.
+        assert_eq!(rustix::io::pwrite(fd, b"spliced", 0).unwrap(), 7);
+        assert_eq!(up.commit().await.unwrap(), 7);
+        assert_eq!(read(&s, "/g").await.unwrap(), b"spliced");
+
+        let m = MemoryStorage::new();
+        put(&m, "/f", b"x").await;
+        assert!(
+            m.open_read(&p("/f"), 0)
+                .await
+                .unwrap()
+                .0
+                .as_raw_file()
+                .is_none()
+        );
+    });
+}
+
+#[test]
+fn fsync_on_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = DiskStorage::new(dir.path()).unwrap().with_fsync(true);
+    block_on(async {
+        assert_eq!(write(&s, "/f", W::Replace, b"durable").await, Ok(7));
+        assert_eq!(write(&s, "/f", W::Append, b"!").await, Ok(1));
+        assert_eq!(s.copy(&p("/f"), &p("/g")).await.unwrap(), 8);
+        assert_eq!(read(&s, "/g").await.unwrap(), b"durable!");
+    });
+    assert!(format!("{s:?}").contains("fsync: true"));
+}
+
+#[test]
+fn listing_100_000_entries() {
+    // Creating files on this machine's disk costs up to a millisecond each; tmpfs, where
+    // there is one, makes 100,000 affordable. The listing code is the same on both.
+    let shm = Path::new("/dev/shm");
+    let (dir, count) = if shm.is_dir() {
+        (tempfile::tempdir_in(shm).unwrap(), 100_000u32)
+    } else {
+        (tempfile::tempdir().unwrap(), 10_000u32)
+    };
+    let big = dir.path().join("big");
+    fs::create_dir(&big).unwrap();
+    for i in 0..count {
+        fs::File::create(big.join(format!("{i:06}"))).unwrap();
+    }
+    fs::write(big.join(format!("{TEMP_PREFIX}hidden")), b"").unwrap();
+    let s = DiskStorage::new(dir.path()).unwrap();
+    block_on(async {
+        let mut lister = s.list(&p("/big")).await.unwrap();
+        let mut batch = EntryBatch::new();
+        let mut n = 0u32;
+        while lister.next_batch(&mut batch).await.unwrap() {
+            assert!(batch.len() <= 512);
+            for e in batch.iter() {
+                assert_eq!(e.name, format!("{n:06}"));
+                assert_eq!((e.meta.kind, e.meta.size), (FileKind::File, 0));
+                n += 1;
+            }
+            batch.clear();
+        }
+        assert_eq!(n, count);
+        assert!(!lister.next_batch(&mut batch).await.unwrap());
+    });
+}
+
+#[test]
+fn entries_removed_during_a_listing_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..1200 {
+        fs::write(dir.path().join(format!("{i:04}")), b"x").unwrap();
+    }
+    let s = DiskStorage::new(dir.path()).unwrap();
+    block_on(async {
+        let mut lister = s.list(&p("/")).await.unwrap();
+        let mut batch = EntryBatch::new();
+        assert!(lister.next_batch(&mut batch).await.unwrap());
+        let first = batch.len();
+        for i in first..1200 {
+            if i % 2 == 0 {
+                fs::remove_file(dir.path().join(format!("{i:04}"))).unwrap();
+            }
+        }
+        let mut rest = 0;
+        batch.clear();
+        while lister.next_batch(&mut batch).await.unwrap() {
+            rest += batch.len();
+            assert!(
+                batch
+                    .iter()
+                    .all(|e| e.name.parse::<usize>().unwrap() % 2 == 1)
+            );
+            batch.clear();
+        }
+        assert_eq!(first + rest, first + (1200 - first) / 2);
+    });
+}
+
+#[test]
+fn names_that_are_not_utf8_are_not_listed() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join(std::ffi::OsStr::from_bytes(b"bad\xff")),
+        b"x",
+    )
+    .unwrap();
+    fs::write(dir.path().join("good"), b"x").unwrap();
+    let s = DiskStorage::new(dir.path()).unwrap();
+    block_on(async {
+        assert_eq!(names(&s, "/").await, ["good"]);
+    });
+}
+
+#[test]
+fn special_files_are_not_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.path().join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let s = DiskStorage::new(dir.path()).unwrap();
+    block_on(async {
+        let listed = common::list(&s, "/").await.unwrap();
+        assert_eq!(listed[0].0, "fifo");
+        assert_eq!((listed[0].1.kind, listed[0].1.size), (FileKind::File, 0));
+        assert_eq!(read(&s, "/fifo").await, Err(E::NotAFile));
+        assert_eq!(write(&s, "/fifo", W::Append, b"x").await, Err(E::NotAFile));
+        assert_eq!(write(&s, "/fifo", W::At(0), b"x").await, Err(E::NotAFile));
+        assert_eq!(kind(s.copy(&p("/fifo"), &p("/x")).await), Err(E::NotAFile));
+        // Replacing it by an upload is fine: only the folder entry changes.
+        put(&s, "/fifo", b"now a file").await;
+        assert_eq!(read(&s, "/fifo").await.unwrap(), b"now a file");
+    });
+}
+
+#[test]
+fn the_root_is_opened_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let s = DiskStorage::new(&root).unwrap();
+    block_on(async {
+        put(&s, "/f", b"inside").await;
+    });
+    // Moving the folder away does not move the jail.
+    fs::rename(&root, dir.path().join("moved")).unwrap();
+    fs::create_dir(&root).unwrap();
+    block_on(async {
+        assert_eq!(read(&s, "/f").await.unwrap(), b"inside");
+    });
+    assert!(on_disk(&root).is_empty());
+    assert_eq!(s.root(), root);
+    assert!(DiskStorage::new(dir.path().join("missing")).is_err());
+    fs::write(dir.path().join("file"), b"").unwrap();
+    assert!(DiskStorage::new(dir.path().join("file")).is_err());
+}
