@@ -101,7 +101,7 @@ pub use event::{
 pub use listing::Facts;
 pub use parse::{ParseError, parse_command};
 pub use path::{PathError, VirtualPath};
-pub use reply::{Message, Reply};
+pub use reply::{Message, Refusal, Reply};
 pub use secret::Secret;
 pub use session::Session;
 pub use storage::{Entry, FileKind, Metadata, StorageError, WriteMode};

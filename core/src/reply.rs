@@ -115,6 +115,38 @@ pub struct Reply {
     open: bool,
 }
 
+/// Why a connection is refused before a session starts; [`Refusal::reply`] is the 421 the
+/// runtime sends instead of the greeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server holds its maximum number of connections.
+    TooManyConnections,
+    /// The client's address holds its maximum number of connections.
+    TooManyFromAddress,
+    /// The client's address failed to log in too often, recently.
+    TooManyFailedLogins,
+    /// The server is stopping.
+    ShuttingDown,
+}
+
+impl Refusal {
+    /// The 421 reply for this refusal.
+    #[must_use]
+    pub fn reply(self) -> Reply {
+        Reply::text(
+            421,
+            match self {
+                Self::TooManyConnections => "Too many connections; try again later.",
+                Self::TooManyFromAddress => "Too many connections from your address.",
+                Self::TooManyFailedLogins => {
+                    "Too many failed logins from your address; try again later."
+                }
+                Self::ShuttingDown => "Server shutting down.",
+            },
+        )
+    }
+}
+
 /// The buffer given to [`Reply::encode`] is too small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InsufficientSize {

@@ -661,7 +661,7 @@ impl Session {
                 self.reply(Reply::text(200, "Structure set to F."));
             }
             Command::Stru(_) => {
-                self.reply(Reply::text(504, "Only file structure (F) is supported."))
+                self.reply(Reply::text(504, "Only file structure (F) is supported."));
             }
             Command::Port(_) | Command::Eprt(_) => {
                 if let Some(addr) = cmd.active_address() {
@@ -1239,7 +1239,7 @@ impl Session {
                 Ok(_) => self.reply(Reply::text(213, "End of status.")),
                 Err(_) if t.opened => self.reply(Reply::text(213, "End of status (incomplete).")),
                 Err(TransferError::Storage(e)) => {
-                    self.reply(Reply::text(e.reply_code(false), e.message()))
+                    self.reply(Reply::text(e.reply_code(false), e.message()));
                 }
                 Err(_) => self.reply(Reply::text(451, "Status listing failed.")),
             }

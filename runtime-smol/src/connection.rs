@@ -1,0 +1,563 @@
+//! One control connection: the drive loop around a core [`Session`].
+//!
+//! The loop follows the core's drain rule: after every input, drain the session's events
+//! and carry each out in order (replies are gathered and written in one write), then offer
+//! buffered input again, and only when the session takes no more wait for the next of:
+//! bytes from the client, the end of a running transfer, the session's timer, or the
+//! server's shutdown. Logins, storage calls and passive listeners are awaited in place (the
+//! session takes no input meanwhile); a transfer runs beside the loop so that `ABOR`, `STAT`
+//! and `NOOP` are answered while it runs.
+
+use std::future::Future;
+use std::io::{self, Read as _};
+use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use ferry_backends::Storage;
+use ferry_backends::audit::Audited;
+use ferry_core::{
+    DataChannel, Event, LoginError, LoginInfo, OpId, Outcome, Session, StorageOp, StorageReply,
+    Transfer, TransferError, TransferKind,
+};
+use smol::future::FutureExt as _;
+use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use smol::{Async, Timer};
+
+use crate::server::Ctx;
+use crate::tls::{DataTls, Stream as TlsStream};
+use crate::transfer::{self, DataPlan, Prepared, PumpOptions};
+use crate::users::Users;
+
+/// The control connection, before or after `AUTH TLS`.
+enum Control {
+    Plain(Async<TcpStream>),
+    Tls(Box<TlsStream>),
+    /// During the handshake.
+    Upgrading,
+}
+
+impl Control {
+    /// Reads what is available (at most `room` bytes) onto the end of `buf`. A plain socket
+    /// is read through a stack buffer that exists only after the socket is readable, so an
+    /// idle session holds no read buffer.
+    async fn read_into(&mut self, buf: &mut Vec<u8>, room: usize) -> io::Result<usize> {
+        const CHUNK: usize = 4096;
+        match self {
+            Self::Plain(s) => loop {
+                s.readable().await?;
+                let mut tmp = [0u8; CHUNK];
+                let want = room.min(CHUNK);
+                match s.get_ref().read(&mut tmp[..want]) {
+                    Ok(n) => {
+                        buf.extend_from_slice(&tmp[..n]);
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            },
+            Self::Tls(s) => {
+                let start = buf.len();
+                buf.resize(start + room.min(CHUNK), 0);
+                let r = s.read(&mut buf[start..]).await;
+                buf.truncate(start + *r.as_ref().unwrap_or(&0));
+                r
+            }
+            Self::Upgrading => std::future::pending().await,
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(bytes).await,
+            Self::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Self::Upgrading => Err(io::Error::other("control connection is upgrading")),
+        }
+    }
+
+    async fn close(&mut self) {
+        match self {
+            Self::Plain(s) => {
+                let _ = s.get_ref().shutdown(std::net::Shutdown::Both);
+            }
+            Self::Tls(s) => {
+                let _ = transfer::timeout(std::time::Duration::from_secs(2), s.close()).await;
+            }
+            Self::Upgrading => {}
+        }
+    }
+}
+
+/// A transfer running beside the control loop.
+struct Running {
+    id: OpId,
+    future: Pin<Box<dyn Future<Output = Result<u64, TransferError>> + Send>>,
+    started: StdInstant,
+    what: &'static str,
+    path: String,
+}
+
+/// What woke the loop.
+enum Wake {
+    Input(io::Result<usize>),
+    Transfer(Result<u64, TransferError>),
+    Timer,
+    Shutdown,
+}
+
+/// The state of one control connection.
+struct Conn<U: Users> {
+    ctx: Arc<Ctx<U>>,
+    session: Session,
+    control: Control,
+    input: Vec<u8>,
+    out: Vec<u8>,
+    storage: Option<Audited<U::Storage>>,
+    user: Option<String>,
+    passive: Option<Async<std::net::TcpListener>>,
+    transfer: Option<Running>,
+    data_tls: Option<DataTls>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shutdown_seen: bool,
+}
+
+/// Serves one control connection until it ends.
+pub(crate) async fn serve<U: Users>(ctx: Arc<Ctx<U>>, stream: Async<TcpStream>, peer: SocketAddr) {
+    let local = stream.get_ref().local_addr().unwrap_or(peer);
+    // Replies are written whole, in one write each: Nagle's algorithm would hold them back
+    // behind a delayed ACK.
+    let _ = stream.get_ref().set_nodelay(true);
+    let started = StdInstant::now();
+    tracing::info!(%peer, "session start");
+    let session = Session::new(ctx.core, peer, local, ctx.now());
+    let mut conn = Conn {
+        ctx,
+        session,
+        control: Control::Plain(stream),
+        input: Vec::new(),
+        out: Vec::new(),
+        storage: None,
+        user: None,
+        passive: None,
+        transfer: None,
+        data_tls: None,
+        peer,
+        local,
+        shutdown_seen: false,
+    };
+    let result = conn.drive().await;
+    if let Some(t) = conn.transfer.take() {
+        tracing::info!(%peer, user = conn.user.as_deref().unwrap_or("-"), what = t.what, path = %t.path, "transfer cut off: control connection ended");
+    }
+    conn.control.close().await;
+    let secs = started.elapsed().as_secs_f64();
+    match result {
+        Ok(()) => {
+            tracing::info!(%peer, user = conn.user.as_deref().unwrap_or("-"), secs, "session end")
+        }
+        Err(e) => {
+            tracing::info!(%peer, user = conn.user.as_deref().unwrap_or("-"), secs, error = %e, "session end")
+        }
+    }
+}
+
+impl<U: Users> Conn<U> {
+    async fn drive(&mut self) -> io::Result<()> {
+        loop {
+            while let Some(event) = self.session.poll_event() {
+                match event {
+                    Event::Reply(reply) => {
+                        // Encoding into a Vec cannot fail.
+                        let _ = std::fmt::Write::write_fmt(
+                            &mut FmtVec(&mut self.out),
+                            format_args!("{reply}"),
+                        );
+                    }
+                    Event::Close => {
+                        self.flush().await?;
+                        return Ok(());
+                    }
+                    other => {
+                        self.flush().await?;
+                        self.perform(other).await?;
+                    }
+                }
+            }
+            self.flush().await?;
+            if self.session.is_closed() {
+                return Ok(());
+            }
+            if !self.input.is_empty() {
+                let used = self.session.handle_input(&self.input, self.ctx.now());
+                if used > 0 {
+                    self.input.drain(..used);
+                    if self.input.is_empty() {
+                        // Give the memory back while idle.
+                        self.input = Vec::new();
+                    }
+                    continue;
+                }
+            }
+            match self.wait().await {
+                Wake::Input(Ok(0)) => return Ok(()),
+                Wake::Input(Ok(_)) => {}
+                Wake::Input(Err(e)) => return Err(e),
+                Wake::Transfer(result) => {
+                    if let Some(t) = self.transfer.take() {
+                        self.log_transfer(&t, &result);
+                        self.session.handle_outcome(
+                            Outcome::TransferFinished { id: t.id, result },
+                            self.ctx.now(),
+                        );
+                    }
+                }
+                Wake::Timer => self.session.handle_timeout(self.ctx.now()),
+                Wake::Shutdown => {
+                    self.shutdown_seen = true;
+                    self.session.handle_shutdown();
+                }
+            }
+        }
+    }
+
+    /// Waits for the next thing that needs the session.
+    async fn wait(&mut self) -> Wake {
+        let capacity = self.session.input_capacity();
+        let room = capacity.saturating_sub(self.input.len());
+        let deadline = self.session.poll_timeout().map(|t| self.ctx.to_std(t));
+        let Self {
+            control,
+            input,
+            transfer,
+            ctx,
+            shutdown_seen,
+            ..
+        } = self;
+        let read = async {
+            if room == 0 {
+                // The buffer holds a command that waits for the transfer to end.
+                std::future::pending::<()>().await;
+            }
+            Wake::Input(control.read_into(input, room).await)
+        };
+        let running = async {
+            match transfer {
+                Some(t) => Wake::Transfer(t.future.as_mut().await),
+                None => std::future::pending().await,
+            }
+        };
+        let timer = async {
+            match deadline {
+                Some(d) => {
+                    Timer::at(d).await;
+                    Wake::Timer
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let shutdown = async {
+            if *shutdown_seen {
+                std::future::pending::<()>().await;
+            }
+            let _ = ctx.shutdown.recv().await;
+            Wake::Shutdown
+        };
+        read.or(running).or(timer).or(shutdown).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.control.write_all(&self.out).await;
+        self.out.clear();
+        if self.out.capacity() > 4096 {
+            self.out = Vec::new();
+        }
+        r
+    }
+
+    /// Carries out one request of the session.
+    async fn perform(&mut self, event: Event) -> io::Result<()> {
+        match event {
+            Event::CheckLogin { id, user, password } => {
+                let result = self
+                    .check_login(user.as_str(), password.expose().as_str())
+                    .await;
+                self.session
+                    .handle_outcome(Outcome::LoginChecked { id, result }, self.ctx.now());
+            }
+            Event::Storage { id, op } => {
+                let result = self.storage_op(&op).await;
+                self.session
+                    .handle_outcome(Outcome::StorageDone { id, result }, self.ctx.now());
+            }
+            Event::OpenPassive { id, .. } => {
+                self.passive = None;
+                let result = match transfer::bind_passive(
+                    self.local.ip(),
+                    self.ctx.settings.passive_ports,
+                ) {
+                    Ok(l) => match l.get_ref().local_addr() {
+                        Ok(addr) => {
+                            self.passive = Some(l);
+                            Ok(addr)
+                        }
+                        Err(_) => Err(ferry_core::DataError),
+                    },
+                    Err(e) => {
+                        tracing::warn!(peer = %self.peer, error = %e, "cannot open a passive listener");
+                        Err(ferry_core::DataError)
+                    }
+                };
+                self.session
+                    .handle_outcome(Outcome::PassiveOpened { id, result }, self.ctx.now());
+            }
+            Event::ClosePassive => self.passive = None,
+            Event::Transfer(t) => self.start_transfer(t).await?,
+            Event::Abort { id } => {
+                if let Some(t) = self.transfer.take_if(|t| t.id == id) {
+                    // Dropping the future closes the data connection and discards an
+                    // unfinished upload.
+                    let result = Err(TransferError::Aborted);
+                    self.log_transfer(&t, &result);
+                    drop(t);
+                    self.session
+                        .handle_outcome(Outcome::TransferFinished { id, result }, self.ctx.now());
+                }
+            }
+            Event::StartTls => self.start_tls().await,
+            // Handled by the loop.
+            Event::Reply(_) | Event::Close => {}
+        }
+        Ok(())
+    }
+
+    async fn check_login(&mut self, user: &str, password: &str) -> Result<LoginInfo, LoginError> {
+        let ctx = self.ctx.clone();
+        let permit = ctx.login_gate.acquire_arc().await;
+        let (u, p) = (user.to_owned(), password.to_owned());
+        let users = ctx.users.clone();
+        let checked = smol::unblock(move || users.check(&u, &p)).await;
+        drop(permit);
+        match checked {
+            Ok(Some(login)) => {
+                self.storage = Some(Audited::new(
+                    login.storage,
+                    ctx.audit.clone(),
+                    user,
+                    self.peer,
+                ));
+                self.user = Some(user.to_owned());
+                ctx.limits.login_succeeded(self.peer.ip());
+                tracing::info!(peer = %self.peer, user, read_only = login.read_only, "login");
+                Ok(LoginInfo {
+                    read_only: login.read_only,
+                })
+            }
+            Ok(None) => {
+                ctx.limits.login_failed(self.peer.ip(), &ctx.settings);
+                tracing::warn!(peer = %self.peer, user, "login failed");
+                Err(LoginError::Rejected)
+            }
+            Err(e) => {
+                tracing::error!(peer = %self.peer, user, error = %e, "accounts unavailable");
+                Err(LoginError::Unavailable)
+            }
+        }
+    }
+
+    // `&mut self`: the connection is `Send` but not `Sync` (it holds a transfer future).
+    async fn storage_op(
+        &mut self,
+        op: &StorageOp,
+    ) -> Result<StorageReply, ferry_core::StorageError> {
+        let Some(s) = &self.storage else {
+            return Err(ferry_core::StorageError::PermissionDenied);
+        };
+        let done = |r: ferry_backends::Result<()>| r.map(|()| StorageReply::Done);
+        let result = match op {
+            StorageOp::Metadata(p) => s.metadata(p).await.map(StorageReply::Metadata),
+            StorageOp::MakeDir(p) => done(s.make_dir(p).await),
+            StorageOp::RemoveDir(p) => done(s.remove_dir(p).await),
+            StorageOp::RemoveFile(p) => done(s.remove_file(p).await),
+            StorageOp::Rename { from, to } => done(s.rename(from, to).await),
+            StorageOp::Copy { from, to } => s.copy(from, to).await.map(|_| StorageReply::Done),
+            StorageOp::SetModified { path, time } => done(s.set_modified(path, *time).await),
+            StorageOp::SetMode { path, mode } => done(s.set_mode(path, *mode).await),
+        };
+        result.map_err(|e| {
+            if op.is_mutation() {
+                tracing::info!(peer = %self.peer, user = self.user.as_deref().unwrap_or("-"), ?op, error = %e, "storage operation refused");
+            }
+            e.kind()
+        })
+    }
+
+    async fn start_transfer(&mut self, t: Transfer) -> io::Result<()> {
+        let now = self.ctx.now();
+        let Some(storage) = &self.storage else {
+            let result = Err(TransferError::Storage(
+                ferry_core::StorageError::PermissionDenied,
+            ));
+            self.session
+                .handle_outcome(Outcome::TransferFinished { id: t.id, result }, now);
+            return Ok(());
+        };
+        let (what, path) = describe(&t.kind);
+        let prepared = match transfer::open(storage, &t.kind).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::info!(peer = %self.peer, user = self.user.as_deref().unwrap_or("-"), what, path, error = %e, "transfer refused");
+                let result = Err(TransferError::Storage(e));
+                self.session.handle_outcome(
+                    Outcome::TransferFinished { id: t.id, result },
+                    self.ctx.now(),
+                );
+                return Ok(());
+            }
+        };
+        let (prepared, size): (Prepared<Audited<U::Storage>>, Option<u64>) = prepared;
+        if t.channel == DataChannel::Control {
+            // STAT with a path: the listing is the body of the 213 reply.
+            self.session
+                .handle_outcome(Outcome::TransferOpened { id: t.id, size }, self.ctx.now());
+            while let Some(Event::Reply(r)) = self.session.poll_event() {
+                let _ = std::fmt::Write::write_fmt(&mut FmtVec(&mut self.out), format_args!("{r}"));
+            }
+            let result = transfer::status_listing(prepared, &mut self.out).await;
+            self.flush().await?;
+            self.session.handle_outcome(
+                Outcome::TransferFinished { id: t.id, result },
+                self.ctx.now(),
+            );
+            return Ok(());
+        }
+        let plan = match t.channel {
+            DataChannel::Active(addr) => DataPlan::Active(addr),
+            _ => match self.passive.take() {
+                Some(l) => DataPlan::Passive(l),
+                None => {
+                    let result = Err(TransferError::DataConnection);
+                    self.session.handle_outcome(
+                        Outcome::TransferFinished { id: t.id, result },
+                        self.ctx.now(),
+                    );
+                    return Ok(());
+                }
+            },
+        };
+        let tls = if t.protected {
+            match &self.data_tls {
+                Some(tls) => Some(tls.clone()),
+                None => {
+                    let result = Err(TransferError::TlsHandshake);
+                    self.session.handle_outcome(
+                        Outcome::TransferFinished { id: t.id, result },
+                        self.ctx.now(),
+                    );
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let opts = PumpOptions {
+            peer: self.peer,
+            data_timeout: self.ctx.settings.data_timeout,
+            stall_timeout: self.ctx.settings.stall_timeout,
+            ascii: t.ascii,
+            tls,
+        };
+        // The 150 reply goes out (in the next drain) before the data connection is made.
+        self.session
+            .handle_outcome(Outcome::TransferOpened { id: t.id, size }, self.ctx.now());
+        self.transfer = Some(Running {
+            id: t.id,
+            future: Box::pin(transfer::run(plan, prepared, opts)),
+            started: StdInstant::now(),
+            what,
+            path,
+        });
+        Ok(())
+    }
+
+    async fn start_tls(&mut self) {
+        let Some(tls) = self.ctx.tls.clone() else {
+            self.session
+                .handle_outcome(Outcome::TlsFailed, self.ctx.now());
+            return;
+        };
+        // The core consumed everything read so far: nothing sent in clear text before the
+        // handshake survives it.
+        self.input.clear();
+        let Control::Plain(stream) = std::mem::replace(&mut self.control, Control::Upgrading)
+        else {
+            self.session
+                .handle_outcome(Outcome::TlsFailed, self.ctx.now());
+            return;
+        };
+        match tls
+            .accept_control(stream, self.ctx.settings.data_timeout)
+            .await
+        {
+            Ok((stream, data)) => {
+                self.control = Control::Tls(Box::new(stream));
+                self.data_tls = Some(data);
+                tracing::info!(peer = %self.peer, "control connection upgraded to TLS");
+                self.session
+                    .handle_outcome(Outcome::TlsEstablished, self.ctx.now());
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "TLS handshake on the control connection failed");
+                self.session
+                    .handle_outcome(Outcome::TlsFailed, self.ctx.now());
+            }
+        }
+    }
+
+    fn log_transfer(&self, t: &Running, result: &Result<u64, TransferError>) {
+        let secs = t.started.elapsed().as_secs_f64();
+        let user = self.user.as_deref().unwrap_or("-");
+        match result {
+            Ok(bytes) => {
+                #[allow(clippy::cast_precision_loss)]
+                let mb_per_s = if secs > 0.0 {
+                    *bytes as f64 / secs / 1e6
+                } else {
+                    0.0
+                };
+                tracing::info!(peer = %self.peer, user, what = t.what, path = %t.path, bytes, secs, mb_per_s, "transfer complete");
+            }
+            Err(e) => {
+                tracing::info!(peer = %self.peer, user, what = t.what, path = %t.path, secs, error = ?e, "transfer failed");
+            }
+        }
+    }
+}
+
+/// What a transfer is, for the log.
+fn describe(kind: &TransferKind) -> (&'static str, String) {
+    match kind {
+        TransferKind::Retrieve { path, .. } => ("download", path.to_string()),
+        TransferKind::Store { path, .. } => ("upload", path.to_string()),
+        TransferKind::List(l) => ("listing", l.path.to_string()),
+    }
+}
+
+/// `fmt::Write` into a byte vector.
+struct FmtVec<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for FmtVec<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}

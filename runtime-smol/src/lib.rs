@@ -1,0 +1,34 @@
+//! Ferry's smol runtime: it owns the sockets, timers, TLS, limits and configuration, and
+//! drives one [`ferry_core::Session`] per control connection. FTP syntax, replies and path
+//! rules all come from the core; files and accounts from `ferry-backends`.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ferry_backends::{audit::AuditLog, memory::MemoryStorage};
+//! use ferry_smol::{config::Settings, users::MemoryUsers, Server};
+//!
+//! let ex = Arc::new(smol::Executor::new());
+//! smol::block_on(ex.run(async {
+//!     let mut settings = Settings::default();
+//!     settings.listen = vec!["127.0.0.1:0".parse().unwrap()];
+//!     let users = MemoryUsers::new().with_user("alice", "secret", MemoryStorage::new());
+//!     let server = Server::new(settings, users, AuditLog::from_writer(std::io::sink()));
+//!     let bound = server.bind().await.unwrap();
+//!     println!("listening on {:?}", bound.local_addrs());
+//!     let stop = bound.shutdown_handle();
+//!     // ... later: stop.trigger();
+//!     bound.run(&ex).await;
+//! }));
+//! ```
+
+pub mod config;
+mod connection;
+pub mod logging;
+pub mod server;
+pub mod tls;
+mod transfer;
+pub mod users;
+
+pub use server::{Bound, Server, Shutdown};

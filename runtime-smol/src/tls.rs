@@ -1,0 +1,206 @@
+//! Explicit FTPS (RFC 4217) with rustls: certificates, the control-connection upgrade, and
+//! TLS on data connections bound to the control connection's session.
+//!
+//! Each control connection gets its own session store. A data connection that must resume
+//! (`tls_session_reuse`, on by default) is accepted only if its handshake resumed a session
+//! from *that* store, which holds only the sessions of this very control connection: a
+//! stranger who races for the passive port cannot present one. This goes further than
+//! vsftpd's `require_ssl_reuse`, which accepts any cached session of the server.
+//!
+//! Data connections never send TLS 1.3 session tickets (clients such as curl and lftp lose
+//! the end of an upload to a ticket that arrives while they close), and the store lets a
+//! ticket be used many times, so resumption keeps working for every transfer of a session
+//! (single-use tickets run out after two transfers in other servers).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use ferry_core::TransferError;
+use futures_rustls::TlsAcceptor;
+use futures_rustls::server::TlsStream;
+use rustls::HandshakeKind;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::StoresServerSessions;
+use rustls::{ServerConfig, ServerConnection};
+use smol::Async;
+
+use crate::transfer::timeout;
+
+/// A TLS stream over a TCP socket.
+pub(crate) type Stream = TlsStream<Async<TcpStream>>;
+
+/// Loads a certificate chain and its private key (PEM) into a server configuration offering
+/// TLS 1.2 and 1.3.
+///
+/// # Errors
+/// A message naming the file and what is wrong: unreadable, no certificate or key in it,
+/// or a key that does not belong to the certificate.
+pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "{}: no certificate found (expected PEM \"BEGIN CERTIFICATE\")",
+            cert.display()
+        ));
+    }
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        format!(
+            "{}: no private key found (expected PEM PKCS#8, RSA or EC key): {e}",
+            key.display()
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| {
+            format!(
+                "{} and {}: the key does not match the certificate or is unusable: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    config.ignore_client_order = true;
+    Ok(Arc::new(config))
+}
+
+/// The server's TLS configuration, replaceable while running (SIGHUP reloads the files;
+/// sessions keep the configuration they started with).
+#[derive(Debug)]
+pub struct Tls {
+    base: RwLock<Arc<ServerConfig>>,
+    reuse: bool,
+}
+
+impl Tls {
+    /// Serves `config`; `reuse` requires data connections to resume the control session.
+    #[must_use]
+    pub fn new(config: Arc<ServerConfig>, reuse: bool) -> Self {
+        Self {
+            base: RwLock::new(config),
+            reuse,
+        }
+    }
+
+    /// Replaces the configuration for new sessions.
+    pub fn replace(&self, config: Arc<ServerConfig>) {
+        if let Ok(mut base) = self.base.write() {
+            *base = config;
+        }
+    }
+
+    /// Upgrades a control connection. Returns the stream and what its data connections use.
+    pub(crate) async fn accept_control(
+        &self,
+        stream: Async<TcpStream>,
+        within: Duration,
+    ) -> io::Result<(Stream, DataTls)> {
+        let base = self
+            .base
+            .read()
+            .map_err(|_| io::Error::other("TLS lock poisoned"))?
+            .clone();
+        let store = Arc::new(SessionStore::default());
+        let mut control = (*base).clone();
+        control.session_storage = store.clone();
+        let mut data = (*base).clone();
+        data.session_storage = store;
+        data.send_tls13_tickets = 0;
+        let stream = timeout(within, TlsAcceptor::from(Arc::new(control)).accept(stream))
+            .await
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        Ok((
+            stream,
+            DataTls {
+                config: Arc::new(data),
+                require_resumption: self.reuse,
+            },
+        ))
+    }
+}
+
+/// TLS for the data connections of one control connection.
+#[derive(Clone)]
+pub(crate) struct DataTls {
+    config: Arc<ServerConfig>,
+    require_resumption: bool,
+}
+
+impl DataTls {
+    /// Runs the handshake on a data connection; refuses it if it did not resume this control
+    /// connection's session (when that is required).
+    pub(crate) async fn accept(
+        &self,
+        stream: Async<TcpStream>,
+        within: Duration,
+    ) -> Result<Stream, TransferError> {
+        let stream = timeout(
+            within,
+            TlsAcceptor::from(self.config.clone()).accept(stream),
+        )
+        .await
+        .ok_or(TransferError::TlsHandshake)?
+        .map_err(|e| {
+            tracing::warn!(error = %e, "TLS handshake on a data connection failed");
+            TransferError::TlsHandshake
+        })?;
+        let conn: &ServerConnection = stream.get_ref().1;
+        if self.require_resumption && conn.handshake_kind() != Some(HandshakeKind::Resumed) {
+            tracing::warn!(
+                "refused a data connection that did not resume the control connection's TLS session"
+            );
+            return Err(TransferError::TlsNotResumed);
+        }
+        Ok(stream)
+    }
+}
+
+/// Sessions of one control connection. Bounded; a ticket can be presented many times.
+#[derive(Debug, Default)]
+struct SessionStore {
+    entries: Mutex<VecDeque<(Vec<u8>, Vec<u8>)>>,
+}
+
+/// Sessions kept per control connection: the control handshake makes a few.
+const SESSIONS_PER_CONNECTION: usize = 8;
+
+impl StoresServerSessions for SessionStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let Ok(mut e) = self.entries.lock() else {
+            return false;
+        };
+        e.retain(|(k, _)| *k != key);
+        if e.len() == SESSIONS_PER_CONNECTION {
+            e.pop_front();
+        }
+        e.push_back((key, value));
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let e = self.entries.lock().ok()?;
+        e.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    /// Unlike rustls' own cache, a TLS 1.3 ticket stays usable: every data connection of the
+    /// session may resume with it.
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}

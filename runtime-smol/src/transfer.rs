@@ -1,0 +1,469 @@
+//! Data connections and the pumps that move bytes between storage and a data socket.
+//!
+//! A transfer has two halves. [`open`] runs first, inline: it opens the file, upload or
+//! listing, so that a missing file is a 550 *before* any 150. Then, once the 150 reply is
+//! written, [`run`] makes the data connection (accepting only the control connection's peer
+//! on a passive port, or connecting to the checked active address), moves the bytes through
+//! one bounded buffer (or `sendfile` for plain downloads from disk), and reports the bytes
+//! moved or why it stopped. Dropping the future of [`run`] aborts the transfer: the data
+//! socket closes and an unfinished upload is discarded.
+
+use std::future::Future;
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_backends::{EntryBatch, Lister, ReadFile, Storage, Upload};
+use ferry_core::ascii::{FromNetwork, ToNetwork};
+use ferry_core::command::same_host;
+use ferry_core::{
+    ListFormat, ListRequest, Metadata, StorageError, TransferError, TransferKind, UnixTime,
+};
+use smol::future::FutureExt as _;
+use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use smol::{Async, Timer};
+
+use crate::tls::DataTls;
+
+/// Buffer for one transfer's bytes: large enough for few system calls, small enough that
+/// thousands of transfers fit in memory.
+const BUF: usize = 256 * 1024;
+
+/// Largest `sendfile` call: the stall timer restarts after each.
+const SENDFILE_CHUNK: usize = 4 << 20;
+
+/// A listing is written in pieces of about this size.
+const LIST_FLUSH: usize = 64 * 1024;
+
+/// What [`open`] prepared.
+pub(crate) enum Prepared<S: Storage> {
+    /// A file to send.
+    Send { reader: S::Reader, offset: u64 },
+    /// A file being received.
+    Receive { upload: S::Upload },
+    /// A listing: a folder to walk, or one file's entry.
+    List {
+        lister: Option<S::Lister>,
+        single: Option<Metadata>,
+        request: ListRequest,
+    },
+}
+
+/// Opens what a transfer reads or writes. Returns it and the size to announce in the 150.
+pub(crate) async fn open<S: Storage>(
+    storage: &S,
+    kind: &TransferKind,
+) -> Result<(Prepared<S>, Option<u64>), StorageError> {
+    match kind {
+        TransferKind::Retrieve { path, offset } => {
+            let (reader, meta) = storage
+                .open_read(path, *offset)
+                .await
+                .map_err(|e| e.kind())?;
+            if !meta.is_file() {
+                return Err(StorageError::NotAFile);
+            }
+            Ok((
+                Prepared::Send {
+                    reader,
+                    offset: *offset,
+                },
+                Some(meta.size),
+            ))
+        }
+        TransferKind::Store { path, mode } => {
+            let upload = storage
+                .open_write(path, *mode)
+                .await
+                .map_err(|e| e.kind())?;
+            Ok((Prepared::Receive { upload }, None))
+        }
+        TransferKind::List(request) => {
+            let meta = storage
+                .metadata(&request.path)
+                .await
+                .map_err(|e| e.kind())?;
+            if meta.is_dir() {
+                let lister = storage.list(&request.path).await.map_err(|e| e.kind())?;
+                Ok((
+                    Prepared::List {
+                        lister: Some(lister),
+                        single: None,
+                        request: request.clone(),
+                    },
+                    None,
+                ))
+            } else if matches!(request.format, ListFormat::Machine(_)) {
+                // RFC 3659: MLSD names a folder.
+                Err(StorageError::NotADirectory)
+            } else {
+                Ok((
+                    Prepared::List {
+                        lister: None,
+                        single: Some(meta),
+                        request: request.clone(),
+                    },
+                    None,
+                ))
+            }
+        }
+    }
+}
+
+/// How to make the data connection.
+pub(crate) enum DataPlan {
+    /// Accept one connection from the control connection's peer on this listener.
+    Passive(Async<TcpListener>),
+    /// Connect to this address.
+    Active(SocketAddr),
+}
+
+/// Settings a pump needs.
+pub(crate) struct PumpOptions {
+    /// The control connection's peer: the only address a passive port accepts.
+    pub peer: SocketAddr,
+    /// How long the data connection may take to appear.
+    pub data_timeout: Duration,
+    /// How long without progress before the transfer is abandoned.
+    pub stall_timeout: Duration,
+    /// TYPE A.
+    pub ascii: bool,
+    /// TLS for the data connection (PROT P), if any.
+    pub tls: Option<DataTls>,
+}
+
+/// Runs `f`, or gives up after `d`.
+pub(crate) async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
+    async { Some(f.await) }
+        .or(async {
+            Timer::after(d).await;
+            None
+        })
+        .await
+}
+
+/// Makes the data connection as `plan` says.
+async fn connect(plan: DataPlan, opts: &PumpOptions) -> Result<Async<TcpStream>, TransferError> {
+    let stream = match plan {
+        DataPlan::Passive(listener) => accept_peer(&listener, opts.peer, opts.data_timeout).await?,
+        DataPlan::Active(addr) => timeout(opts.data_timeout, Async::<TcpStream>::connect(addr))
+            .await
+            .and_then(Result::ok)
+            .ok_or(TransferError::DataConnection)?,
+    };
+    // Each write is large anyway; this stops the last small segment of a small file from
+    // waiting for a delayed ACK.
+    let _ = stream.get_ref().set_nodelay(true);
+    Ok(stream)
+}
+
+/// Accepts the first connection from the control connection's host; refuses and logs any
+/// other (passive port hijacking).
+async fn accept_peer(
+    listener: &Async<TcpListener>,
+    peer: SocketAddr,
+    within: Duration,
+) -> Result<Async<TcpStream>, TransferError> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match timeout(left, listener.accept()).await {
+            None => return Err(TransferError::DataConnection),
+            Some(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "accepting a data connection failed");
+                return Err(TransferError::DataConnection);
+            }
+            Some(Ok((stream, from))) if same_host(from.ip(), peer.ip()) => return Ok(stream),
+            Some(Ok((stream, from))) => {
+                tracing::warn!(%peer, intruder = %from, "refused a data connection from another address than the client's");
+                drop(stream);
+            }
+        }
+    }
+}
+
+/// Makes the data connection and moves the bytes. Returns the bytes that crossed the
+/// data connection.
+pub(crate) async fn run<S: Storage>(
+    plan: DataPlan,
+    prepared: Prepared<S>,
+    opts: PumpOptions,
+) -> Result<u64, TransferError> {
+    let stream = connect(plan, &opts).await?;
+    match opts.tls.clone() {
+        Some(tls) => {
+            let mut stream = tls.accept(stream, opts.data_timeout).await?;
+            let n = pump(&mut stream, prepared, &opts).await?;
+            // close_notify, so that the client knows the data is complete.
+            let _ = timeout(opts.stall_timeout, stream.close()).await;
+            Ok(n)
+        }
+        None => {
+            if let Prepared::Send { reader, offset } = &prepared
+                && !opts.ascii
+                && let Some(fd) = reader.as_raw_file()
+            {
+                let n = sendfile(&stream, fd, *offset, opts.stall_timeout).await?;
+                let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+                return Ok(n);
+            }
+            let mut stream = stream;
+            let n = pump(&mut stream, prepared, &opts).await?;
+            let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+            Ok(n)
+        }
+    }
+}
+
+/// Sends a file with `sendfile(2)`: the bytes go from the page cache to the socket without
+/// passing through user space.
+async fn sendfile(
+    stream: &Async<TcpStream>,
+    fd: std::os::fd::BorrowedFd<'_>,
+    offset: u64,
+    stall: Duration,
+) -> Result<u64, TransferError> {
+    let mut off = offset;
+    loop {
+        let sent = timeout(
+            stall,
+            stream.write_with(|s| {
+                rustix::fs::sendfile(s, fd, Some(&mut off), SENDFILE_CHUNK).map_err(io::Error::from)
+            }),
+        )
+        .await
+        .ok_or(TransferError::Stalled)?
+        .map_err(|e| net_error(&e))?;
+        if sent == 0 {
+            return Ok(off - offset);
+        }
+    }
+}
+
+/// The transfer error for a failed socket call.
+fn net_error(e: &io::Error) -> TransferError {
+    match e.kind() {
+        ErrorKind::TimedOut => TransferError::Stalled,
+        _ => TransferError::ConnectionLost,
+    }
+}
+
+/// Moves the bytes over any stream (plain or TLS) through one buffer.
+async fn pump<S, T>(
+    stream: &mut T,
+    prepared: Prepared<S>,
+    opts: &PumpOptions,
+) -> Result<u64, TransferError>
+where
+    S: Storage,
+    T: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin,
+{
+    let stall = opts.stall_timeout;
+    match prepared {
+        Prepared::Send { mut reader, .. } => {
+            let mut buf = vec![0u8; BUF];
+            let mut wire = if opts.ascii {
+                vec![0u8; BUF * 2]
+            } else {
+                Vec::new()
+            };
+            let mut conv = ToNetwork::new();
+            let mut total = 0u64;
+            loop {
+                let n = timeout(stall, reader.read(&mut buf))
+                    .await
+                    .ok_or(TransferError::Stalled)?
+                    .map_err(|e| TransferError::Storage(ferry_backends::kind_of(&e)))?;
+                if n == 0 {
+                    break;
+                }
+                let out = if opts.ascii {
+                    let (used, w) = conv.convert(&buf[..n], &mut wire);
+                    debug_assert_eq!(used, n, "the wire buffer holds twice the input");
+                    &wire[..w]
+                } else {
+                    &buf[..n]
+                };
+                write(stream, out, stall).await?;
+                total += out.len() as u64;
+            }
+            timeout(stall, stream.flush())
+                .await
+                .ok_or(TransferError::Stalled)?
+                .map_err(|e| net_error(&e))?;
+            Ok(total)
+        }
+        Prepared::Receive { mut upload } => {
+            let mut buf = vec![0u8; BUF];
+            let mut file = if opts.ascii {
+                vec![0u8; BUF]
+            } else {
+                Vec::new()
+            };
+            let mut conv = FromNetwork::new();
+            let mut total = 0u64;
+            loop {
+                let n = match timeout(stall, stream.read(&mut buf)).await {
+                    None => {
+                        upload.abort().await;
+                        return Err(TransferError::Stalled);
+                    }
+                    Some(Err(e)) => {
+                        upload.abort().await;
+                        return Err(net_error(&e));
+                    }
+                    Some(Ok(n)) => n,
+                };
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+                let data = if opts.ascii {
+                    let (used, w) = conv.convert(&buf[..n], &mut file);
+                    debug_assert_eq!(used, n, "CR LF only shrinks");
+                    &file[..w]
+                } else {
+                    &buf[..n]
+                };
+                if let Err(e) = upload.write_all(data).await {
+                    upload.abort().await;
+                    return Err(TransferError::Storage(ferry_backends::kind_of(&e)));
+                }
+            }
+            if opts.ascii {
+                let w = conv.finish(&mut file);
+                if let Err(e) = upload.write_all(&file[..w]).await {
+                    upload.abort().await;
+                    return Err(TransferError::Storage(ferry_backends::kind_of(&e)));
+                }
+            }
+            upload
+                .commit()
+                .await
+                .map_err(|e| TransferError::Storage(e.kind()))?;
+            Ok(total)
+        }
+        Prepared::List {
+            lister,
+            single,
+            request,
+        } => {
+            let now = unix_now();
+            let mut out = String::with_capacity(LIST_FLUSH + 1024);
+            let mut total = 0u64;
+            if let Some(meta) = single {
+                let _ = request.write_file(&mut out, meta, now);
+            }
+            if let Some(mut lister) = lister {
+                let mut batch = EntryBatch::new();
+                while lister
+                    .next_batch(&mut batch)
+                    .await
+                    .map_err(|e| TransferError::Storage(e.kind()))?
+                {
+                    for entry in batch.iter() {
+                        let _ = request.write_entry(&mut out, &entry, now);
+                        if out.len() >= LIST_FLUSH {
+                            write(stream, out.as_bytes(), stall).await?;
+                            total += out.len() as u64;
+                            out.clear();
+                        }
+                    }
+                    batch.clear();
+                }
+            }
+            write(stream, out.as_bytes(), stall).await?;
+            total += out.len() as u64;
+            timeout(stall, stream.flush())
+                .await
+                .ok_or(TransferError::Stalled)?
+                .map_err(|e| net_error(&e))?;
+            Ok(total)
+        }
+    }
+}
+
+/// Writes all of `data`, failing when the client stops taking it.
+async fn write<T: smol::io::AsyncWrite + Unpin>(
+    stream: &mut T,
+    data: &[u8],
+    stall: Duration,
+) -> Result<(), TransferError> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    timeout(stall, stream.write_all(data))
+        .await
+        .ok_or(TransferError::Stalled)?
+        .map_err(|e| net_error(&e))
+}
+
+/// The wall clock as the core's time of files.
+pub(crate) fn unix_now() -> UnixTime {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+/// Binds a passive listener on `ip`, from `range` if one is configured.
+pub(crate) fn bind_passive(
+    ip: IpAddr,
+    range: Option<crate::config::PortRange>,
+) -> io::Result<Async<TcpListener>> {
+    let Some(range) = range else {
+        return Async::<TcpListener>::bind((ip, 0));
+    };
+    // Start at a pseudo-random port and walk the range once, so that concurrent sessions
+    // spread out and a used port is skipped.
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let len = range.len();
+    let first = (seed as usize) % len;
+    let mut last_err = None;
+    for i in 0..len {
+        let port = range.start + u16::try_from((first + i) % len).unwrap_or(0);
+        match Async::<TcpListener>::bind((ip, port)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::new(ErrorKind::AddrInUse, "no free passive port")))
+}
+
+/// Writes a listing for `STAT path` onto the control connection, as the body of the 213
+/// reply. Lines begin with the entry type letter, never with a reply code.
+pub(crate) async fn status_listing<S: Storage>(
+    prepared: Prepared<S>,
+    out: &mut Vec<u8>,
+) -> Result<u64, TransferError> {
+    let Prepared::List {
+        lister,
+        single,
+        request,
+    } = prepared
+    else {
+        return Ok(0);
+    };
+    let now = unix_now();
+    let mut text = String::new();
+    if let Some(meta) = single {
+        let _ = request.write_file(&mut text, meta, now);
+    }
+    if let Some(mut lister) = lister {
+        let mut batch = EntryBatch::new();
+        while lister
+            .next_batch(&mut batch)
+            .await
+            .map_err(|e| TransferError::Storage(e.kind()))?
+        {
+            for entry in batch.iter() {
+                let _ = request.write_entry(&mut text, &entry, now);
+            }
+            batch.clear();
+        }
+    }
+    out.extend_from_slice(text.as_bytes());
+    Ok(text.len() as u64)
+}

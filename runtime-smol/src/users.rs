@@ -1,0 +1,141 @@
+//! Who may log in, and the tree each user gets.
+//!
+//! [`Users::check`] runs on smol's blocking thread pool (argon2 takes tens of milliseconds by
+//! design), never on the threads that move bytes.
+
+use std::sync::RwLock;
+
+use ferry_backends::Storage;
+use ferry_backends::accounts::Accounts;
+use ferry_backends::disk::DiskStorage;
+use ferry_backends::memory::MemoryStorage;
+
+/// A successful login: the user's tree, and whether they may change it.
+#[derive(Debug)]
+pub struct Login<S> {
+    /// The user's tree (their home, as `/`).
+    pub storage: S,
+    /// The account may read but not change anything.
+    pub read_only: bool,
+}
+
+/// An account store. Implement it to plug in other accounts or trees.
+pub trait Users: Send + Sync + 'static {
+    /// The tree a user gets.
+    type Storage: Storage;
+
+    /// Checks `password` for `user`: `Ok(None)` for an unknown user or a wrong password (the
+    /// same to the client), `Err` when the accounts cannot be checked at all. Called on a
+    /// blocking thread.
+    ///
+    /// # Errors
+    /// Why the accounts could not be checked, for the log.
+    fn check(&self, user: &str, password: &str) -> Result<Option<Login<Self::Storage>>, String>;
+}
+
+/// Accounts in a users file (`ferry user add`), each jailed at its home folder on disk. The
+/// file is read again when it changes, so accounts added while the server runs can log in.
+#[derive(Debug)]
+pub struct DiskUsers {
+    accounts: RwLock<Accounts>,
+    fsync: bool,
+}
+
+impl DiskUsers {
+    /// Serves `accounts`; `fsync` makes uploads durable before they are put in place.
+    #[must_use]
+    pub fn new(accounts: Accounts, fsync: bool) -> Self {
+        Self {
+            accounts: RwLock::new(accounts),
+            fsync,
+        }
+    }
+}
+
+impl Users for DiskUsers {
+    type Storage = DiskStorage;
+
+    fn check(&self, user: &str, password: &str) -> Result<Option<Login<DiskStorage>>, String> {
+        let changed = self
+            .accounts
+            .read()
+            .map_err(|_| "accounts lock poisoned")?
+            .changed_on_disk();
+        if changed {
+            let mut accounts = self
+                .accounts
+                .write()
+                .map_err(|_| "accounts lock poisoned")?;
+            if let Err(e) = accounts.reload_if_changed() {
+                tracing::error!(error = %e, "cannot reload the users file; keeping the accounts loaded before");
+            }
+        }
+        let account = self
+            .accounts
+            .read()
+            .map_err(|_| "accounts lock poisoned")?
+            .verify(user, password);
+        let Some(account) = account else {
+            return Ok(None);
+        };
+        let storage = DiskStorage::new(&account.home)
+            .map_err(|e| format!("home folder {} of {user}: {e}", account.home.display()))?
+            .with_fsync(self.fsync);
+        Ok(Some(Login {
+            storage,
+            read_only: account.read_only,
+        }))
+    }
+}
+
+/// Fixed users with a password each, and an in-memory tree each: for embedding and tests.
+#[derive(Debug, Default)]
+pub struct MemoryUsers {
+    users: Vec<(String, String, MemoryStorage, bool)>,
+}
+
+impl MemoryUsers {
+    /// No users.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a user with their own tree (clones of a `MemoryStorage` share one tree).
+    #[must_use]
+    pub fn with_user(mut self, name: &str, password: &str, tree: MemoryStorage) -> Self {
+        self.users.push((name.into(), password.into(), tree, false));
+        self
+    }
+
+    /// Adds a user who may only read.
+    #[must_use]
+    pub fn with_read_only_user(mut self, name: &str, password: &str, tree: MemoryStorage) -> Self {
+        self.users.push((name.into(), password.into(), tree, true));
+        self
+    }
+}
+
+/// Compares two strings in time that depends only on their lengths.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl Users for MemoryUsers {
+    type Storage = MemoryStorage;
+
+    fn check(&self, user: &str, password: &str) -> Result<Option<Login<MemoryStorage>>, String> {
+        Ok(self
+            .users
+            .iter()
+            .find(|(n, p, _, _)| n == user && same(p, password))
+            .map(|(_, _, tree, read_only)| Login {
+                storage: tree.clone(),
+                read_only: *read_only,
+            }))
+    }
+}
