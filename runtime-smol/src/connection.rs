@@ -13,6 +13,7 @@ use std::io::{self, Read as _};
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant as StdInstant;
 
 use ferry_backends::Storage;
@@ -22,7 +23,7 @@ use ferry_core::{
     Transfer, TransferError, TransferKind,
 };
 use smol::future::FutureExt as _;
-use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use smol::io::{AsyncRead as _, AsyncWriteExt as _};
 use smol::{Async, Timer};
 
 use crate::server::Ctx;
@@ -59,12 +60,21 @@ impl Control {
                     Err(e) => return Err(e),
                 }
             },
+            // Cancel-safe: the loop drops this future whenever something else wakes it, so
+            // `buf` only grows within one poll, by exactly the bytes read.
             Self::Tls(s) => {
-                let start = buf.len();
-                buf.resize(start + room.min(CHUNK), 0);
-                let r = s.read(&mut buf[start..]).await;
-                buf.truncate(start + *r.as_ref().unwrap_or(&0));
-                r
+                std::future::poll_fn(|cx| {
+                    let start = buf.len();
+                    buf.resize(start + room.min(CHUNK), 0);
+                    let r = Pin::new(&mut **s).poll_read(cx, &mut buf[start..]);
+                    let n = match &r {
+                        Poll::Ready(Ok(n)) => *n,
+                        _ => 0,
+                    };
+                    buf.truncate(start + n);
+                    r
+                })
+                .await
             }
             Self::Upgrading => std::future::pending().await,
         }
