@@ -152,7 +152,7 @@ async fn storage(
 /// Runs a whole transfer: open, 150, data connection, bytes.
 fn transfer(
     tree: &MemoryStorage,
-    t: Transfer,
+    t: &Transfer,
     passive: Option<TcpListener>,
     peer: SocketAddr,
     session: &mut Session,
