@@ -82,7 +82,7 @@ fn serve(mut control: TcpStream, tree: &MemoryStorage) -> io::Result<()> {
                     let id = t.id;
                     let result = transfer(
                         tree,
-                        t,
+                        &t,
                         passive.take(),
                         peer,
                         &mut session,
