@@ -728,11 +728,36 @@ fn bytes_of<U: Upload>(inner: &U, mode: WriteMode, written: u64) -> u64 {
 }
 
 impl<U: Upload> Upload for AuditedUpload<U> {
+    /// Cancel-safe up to the line: if this future is dropped while the data is flushed or
+    /// the line written, `Drop` discards the upload and records it as aborted.
     async fn commit(mut self) -> Result<u64> {
+        let op = op_of(self.mode);
+        if op != Op::Append {
+            // The data must be complete before the line says so. The upload stays in `self`
+            // meanwhile, so that dropping this future discards and records it.
+            let flushed = match self.inner.as_mut() {
+                Some(inner) => inner.flush().await,
+                None => return Err(Error::with_source(StorageError::Other, finished())),
+            };
+            if let Err(e) = flushed {
+                let e = Error::from(e);
+                let bytes = self.written;
+                if let Some(inner) = self.inner.take() {
+                    drop(inner);
+                }
+                self.ctx.record_now(
+                    op,
+                    self.path.as_str(),
+                    None,
+                    Some(bytes),
+                    Outcome::Failed(e.kind()),
+                )?;
+                return Err(e);
+            }
+        }
         let Some(mut inner) = self.inner.take() else {
             return Err(Error::with_source(StorageError::Other, finished()));
         };
-        let op = op_of(self.mode);
         if op == Op::Append {
             // Written through already: record what the commit reports.
             let r = inner.commit().await;
@@ -745,21 +770,7 @@ impl<U: Upload> Upload for AuditedUpload<U> {
                 .await?;
             return r;
         }
-        // The data must be complete before the line says so.
-        if let Err(e) = inner.flush().await {
-            inner.abort().await;
-            let e = Error::from(e);
-            self.ctx
-                .record(
-                    op,
-                    &self.path,
-                    None,
-                    Some(self.written),
-                    Outcome::Failed(e.kind()),
-                )
-                .await?;
-            return Err(e);
-        }
+        let _ = inner.flush().await;
         let bytes = bytes_of(&inner, self.mode, self.written);
         if let Err(e) = self.ctx.record_before_commit(op, &self.path, bytes).await {
             inner.abort().await;
@@ -776,21 +787,21 @@ impl<U: Upload> Upload for AuditedUpload<U> {
         }
     }
 
+    /// Discards the upload and records it, with no await in between: nothing is lost if
+    /// the caller stops polling.
     async fn abort(mut self) {
         if let Some(inner) = self.inner.take() {
             let bytes = bytes_of(&inner, self.mode, self.written);
-            inner.abort().await;
+            // The inner upload's drop discards it (one unlink for a disk temporary).
+            drop(inner);
             // A failure leaves the line pending, which refuses the next change.
-            let _ = self
-                .ctx
-                .record(
-                    op_of(self.mode),
-                    &self.path,
-                    None,
-                    Some(bytes),
-                    Outcome::Aborted,
-                )
-                .await;
+            let _ = self.ctx.record_now(
+                op_of(self.mode),
+                self.path.as_str(),
+                None,
+                Some(bytes),
+                Outcome::Aborted,
+            );
         }
     }
 

@@ -113,7 +113,9 @@ pub enum StorageOp {
         /// The copy.
         to: VirtualPath,
     },
-    /// Set a modification time.
+    /// Set a modification time, and report the time storage kept
+    /// ([`StorageReply::Metadata`]; a file system may clamp it), or just
+    /// [`StorageReply::Done`].
     SetModified {
         /// The file.
         path: VirtualPath,

@@ -29,7 +29,7 @@ use crate::reply::{Message, Reply, Status};
 use crate::secret::Secret;
 use crate::storage::{FileKind, Metadata, StorageError, WriteMode};
 use crate::text::Text;
-use crate::time::{DateTime, Instant};
+use crate::time::{DateTime, Instant, UnixTime};
 
 /// Replies one command can queue before its request (426, 226, 221 after a transfer).
 const MAX_REPLIES: usize = 4;
@@ -739,7 +739,11 @@ impl Session {
             }
             Command::Rnfr(path) => {
                 if let Some(p) = self.resolve_for_change(path) {
-                    self.storage(StorageOp::Metadata(p.clone()), Then::Rnfr(p));
+                    if p.is_root() {
+                        self.reply(Reply::text(550, "The root folder cannot be renamed."));
+                    } else {
+                        self.storage(StorageOp::Metadata(p.clone()), Then::Rnfr(p));
+                    }
                 }
             }
             Command::Rnto(path) => match source {
@@ -852,8 +856,12 @@ impl Session {
             Command::Help(_) => self.reply(Reply::new(214, Message::Help)),
             Command::Noop => self.reply(Reply::text(200, "NOOP ok.")),
             Command::Abor => {
+                // RFC 959: with no transfer running (or one just ended), ABOR succeeds: 226.
                 self.close_passive();
-                self.reply(Reply::text(225, "No transfer to abort."));
+                self.reply(Reply::text(
+                    226,
+                    "ABOR command successful; no transfer running.",
+                ));
             }
             Command::Host(_) => {
                 if logged_in {
@@ -1092,6 +1100,10 @@ impl Session {
             },
             SiteCommand::Chmod { mode, path } => {
                 if let Some(p) = self.resolve_for_change(path) {
+                    if p.is_root() {
+                        self.reply(Reply::text(550, "The root folder cannot be changed."));
+                        return;
+                    }
                     let op = StorageOp::SetMode { path: p, mode };
                     self.storage(op, Then::Done(200, "SITE CHMOD command ok."));
                 }
@@ -1347,7 +1359,13 @@ impl Session {
                 },
                 Err(e) => Reply::text(e.reply_code(false), e.message()),
             },
-            Then::Mfmt(time, path) => Reply::new(213, Message::Modified { time, path }),
+            // Report the time storage kept (a file system may clamp it), when it says.
+            Then::Mfmt(time, path) => {
+                let time = meta
+                    .and_then(|m| m.modified)
+                    .map_or(time, UnixTime::to_datetime);
+                Reply::new(213, Message::Modified { time, path })
+            }
             Then::Mlst(path) => match need(meta) {
                 Ok(meta) => {
                     let writable = !self.read_only();

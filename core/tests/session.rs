@@ -715,9 +715,9 @@ fn abort_after_the_transfer_completed() {
     });
     h.expect(226);
     h.expect(226);
-    // Without a transfer, ABOR says so (and drops a waiting listener).
+    // Without a transfer, ABOR succeeds (RFC 959: 226) and drops a waiting listener.
     pasv(&mut h);
-    h.cmd("ABOR", 225);
+    h.cmd("ABOR", 226);
     assert!(matches!(h.event(), Event::ClosePassive));
 }
 
@@ -833,6 +833,9 @@ fn rename_needs_rnfr_immediately_before() {
     h.expect(350);
     h.cmd("NOOP", 200);
     h.cmd("RNTO c", 503);
+    // The root cannot be renamed.
+    h.cmd("RNFR /", 550);
+    h.cmd("RNFR ..", 550);
     // A missing source is refused at RNFR.
     h.send("RNFR nope");
     storage(
@@ -873,6 +876,7 @@ fn site_copy_chmod_help() {
         Ok(StorageReply::Metadata(dir())),
     );
     h.expect(550);
+    h.cmd("SITE CHMOD 755 /", 550);
     h.send("SITE CHMOD 755 ./sub");
     storage(
         &mut h,
@@ -929,6 +933,20 @@ fn size_mdtm_mfmt_mlst() {
         Ok(StorageReply::Done),
     );
     assert_eq!(h.reply(), "213 Modify=20261122161138; /f\r\n");
+    // The reply gives the time storage kept, which a file system may clamp.
+    h.send("MFMT 19000101000000 f");
+    storage(
+        &mut h,
+        StorageOp::SetModified {
+            path: p("/f"),
+            time: UnixTime(-2_208_988_800),
+        },
+        Ok(StorageReply::Metadata(Metadata {
+            modified: Some(UnixTime(-2_147_483_648)),
+            ..file(1)
+        })),
+    );
+    assert_eq!(h.reply(), "213 Modify=19011213204552; /f\r\n");
     h.cmd("MFMT 20261322161138 f", 501);
     h.send("MLST f");
     storage(

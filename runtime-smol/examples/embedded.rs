@@ -23,9 +23,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The tree lives in this program; the server and the code below share it.
     let tree = MemoryStorage::new();
     let users = MemoryUsers::new().with_user("demo", "demo", tree.clone());
-    let mut settings = Settings::default();
-    settings.listen = vec!["127.0.0.1:0".parse()?];
-    settings.shutdown_grace = Duration::from_secs(1);
+    let settings = Settings {
+        listen: vec!["127.0.0.1:0".parse()?],
+        shutdown_grace: Duration::from_secs(1),
+        ..Settings::default()
+    };
     // Audit lines go to this program's standard error.
     let server = Server::new(settings, users, AuditLog::from_writer(std::io::stderr()));
 

@@ -80,6 +80,15 @@ impl Control {
         }
     }
 
+    /// The TCP socket underneath.
+    fn socket(&self) -> Option<&TcpStream> {
+        match self {
+            Self::Plain(s) => Some(s.get_ref()),
+            Self::Tls(s) => Some(s.get_ref().0.get_ref()),
+            Self::Upgrading => None,
+        }
+    }
+
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Self::Plain(s) => s.write_all(bytes).await,
@@ -107,6 +116,9 @@ impl Control {
 /// A transfer running beside the control loop.
 struct Running {
     id: OpId,
+    /// Closing it asks the transfer to stop (ABOR, or the client is gone); the transfer
+    /// then cleans up (an upload is discarded and audited) and ends with `Aborted`.
+    abort: smol::channel::Sender<()>,
     future: Pin<Box<dyn Future<Output = Result<u64, TransferError>> + Send>>,
     started: StdInstant,
     what: &'static str,
@@ -163,19 +175,19 @@ pub(crate) async fn serve<U: Users>(ctx: Arc<Ctx<U>>, stream: Async<TcpStream>, 
         shutdown_seen: false,
     };
     let result = conn.drive().await;
-    if let Some(t) = conn.transfer.take() {
-        tracing::info!(%peer, user = conn.user.as_deref().unwrap_or("-"), what = t.what, path = %t.path, "transfer cut off: control connection ended");
+    if let Some(mut t) = conn.transfer.take() {
+        // The client is gone: stop the transfer, but let it clean up (discard and audit an
+        // unfinished upload, or finish a commit already under way).
+        t.abort.close();
+        let ended = transfer::timeout(std::time::Duration::from_secs(10), t.future.as_mut()).await;
+        let user = conn.user.as_deref().unwrap_or("-");
+        tracing::info!(%peer, user, what = t.what, path = %t.path, result = ?ended, "transfer cut off: control connection ended");
     }
     conn.control.close().await;
     let secs = started.elapsed().as_secs_f64();
-    match result {
-        Ok(()) => {
-            tracing::info!(%peer, user = conn.user.as_deref().unwrap_or("-"), secs, "session end")
-        }
-        Err(e) => {
-            tracing::info!(%peer, user = conn.user.as_deref().unwrap_or("-"), secs, error = %e, "session end")
-        }
-    }
+    let user = conn.user.as_deref().unwrap_or("-");
+    let error = result.err().map(|e| e.to_string());
+    tracing::info!(%peer, user, secs, error, "session end");
 }
 
 impl<U: Users> Conn<U> {
@@ -333,14 +345,10 @@ impl<U: Users> Conn<U> {
             Event::ClosePassive => self.passive = None,
             Event::Transfer(t) => self.start_transfer(t).await?,
             Event::Abort { id } => {
-                if let Some(t) = self.transfer.take_if(|t| t.id == id) {
-                    // Dropping the future closes the data connection and discards an
-                    // unfinished upload.
-                    let result = Err(TransferError::Aborted);
-                    self.log_transfer(&t, &result);
-                    drop(t);
-                    self.session
-                        .handle_outcome(Outcome::TransferFinished { id, result }, self.ctx.now());
+                // The transfer stops at its next step (at once, unless it is committing an
+                // upload) and reports how it ended through the loop.
+                if let Some(t) = self.transfer.as_ref().filter(|t| t.id == id) {
+                    t.abort.close();
                 }
             }
             Event::StartTls => self.start_tls().await,
@@ -400,7 +408,14 @@ impl<U: Users> Conn<U> {
             StorageOp::RemoveFile(p) => done(s.remove_file(p).await),
             StorageOp::Rename { from, to } => done(s.rename(from, to).await),
             StorageOp::Copy { from, to } => s.copy(from, to).await.map(|_| StorageReply::Done),
-            StorageOp::SetModified { path, time } => done(s.set_modified(path, *time).await),
+            // Read the time back: the file system may have clamped it.
+            StorageOp::SetModified { path, time } => match s.set_modified(path, *time).await {
+                Ok(()) => Ok(s
+                    .metadata(path)
+                    .await
+                    .map_or(StorageReply::Done, StorageReply::Metadata)),
+                Err(e) => Err(e),
+            },
             StorageOp::SetMode { path, mode } => done(s.set_mode(path, *mode).await),
         };
         result.map_err(|e| {
@@ -479,7 +494,14 @@ impl<U: Users> Conn<U> {
         } else {
             None
         };
+        let control = t
+            .kind
+            .is_upload()
+            .then(|| self.control.socket().and_then(|s| s.try_clone().ok()))
+            .flatten()
+            .map(std::os::fd::OwnedFd::from);
         let opts = PumpOptions {
+            control,
             peer: self.peer,
             data_timeout: self.ctx.settings.data_timeout,
             stall_timeout: self.ctx.settings.stall_timeout,
@@ -489,9 +511,11 @@ impl<U: Users> Conn<U> {
         // The 150 reply goes out (in the next drain) before the data connection is made.
         self.session
             .handle_outcome(Outcome::TransferOpened { id: t.id, size }, self.ctx.now());
+        let (abort, aborted) = smol::channel::bounded(1);
         self.transfer = Some(Running {
             id: t.id,
-            future: Box::pin(transfer::run(plan, prepared, opts)),
+            abort,
+            future: Box::pin(transfer::run(plan, prepared, opts, aborted)),
             started: StdInstant::now(),
             what,
             path,

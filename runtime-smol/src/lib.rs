@@ -11,8 +11,7 @@
 //!
 //! let ex = Arc::new(smol::Executor::new());
 //! smol::block_on(ex.run(async {
-//!     let mut settings = Settings::default();
-//!     settings.listen = vec!["127.0.0.1:0".parse().unwrap()];
+//!     let settings = Settings { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Settings::default() };
 //!     let users = MemoryUsers::new().with_user("alice", "secret", MemoryStorage::new());
 //!     let server = Server::new(settings, users, AuditLog::from_writer(std::io::sink()));
 //!     let bound = server.bind().await.unwrap();

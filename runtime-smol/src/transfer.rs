@@ -130,6 +130,39 @@ pub(crate) struct PumpOptions {
     pub ascii: bool,
     /// TLS for the data connection (PROT P), if any.
     pub tls: Option<DataTls>,
+    /// A duplicate of the control connection's socket: an upload whose client is already
+    /// gone when its data connection ends is discarded, not committed.
+    pub control: Option<std::os::fd::OwnedFd>,
+}
+
+/// How long an upload's end waits for the control connection to end too. A killed client
+/// closes both connections with an orderly FIN, microseconds apart and in no fixed order, so
+/// the data connection's end alone cannot tell a complete upload from a cut one. A real
+/// client says nothing on the control connection until it has the 226, so waiting this long
+/// for the control connection to end costs an upload only this much.
+const UPLOAD_END_GRACE: Duration = Duration::from_millis(1);
+
+/// Whether the client closed (or reset) the control connection, looking without taking
+/// anything from the socket.
+fn control_gone(control: &std::os::fd::OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+    match rustix::net::recv(control, &mut byte[..], flags) {
+        Ok((0, _)) => true,
+        Ok(_) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => false,
+        Err(_) => true,
+    }
+}
+
+/// Whether the client is gone, allowing [`UPLOAD_END_GRACE`] for its control connection's
+/// end to arrive.
+async fn client_gone(control: Option<&std::os::fd::OwnedFd>) -> bool {
+    let Some(fd) = control else { return false };
+    if control_gone(fd) {
+        return true;
+    }
+    Timer::after(UPLOAD_END_GRACE).await;
+    control_gone(fd)
 }
 
 /// Runs `f`, or gives up after `d`.
@@ -138,6 +171,33 @@ pub(crate) async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Optio
         .or(async {
             Timer::after(d).await;
             None
+        })
+        .await
+}
+
+/// Fires when the transfer must stop: its sender was closed (ABOR, or the control connection
+/// ended).
+pub(crate) type Abort = smol::channel::Receiver<()>;
+
+/// Waits until the transfer is aborted.
+async fn aborted<T>(abort: &Abort) -> Result<T, TransferError> {
+    let _ = abort.recv().await;
+    Err(TransferError::Aborted)
+}
+
+/// Runs one step of a transfer: `Aborted` when the transfer is aborted, `Stalled` after
+/// `stall` without completion; `map` turns the step's own error into a transfer error.
+async fn step<T>(
+    abort: &Abort,
+    stall: Duration,
+    f: impl Future<Output = io::Result<T>>,
+    map: impl FnOnce(&io::Error) -> TransferError,
+) -> Result<T, TransferError> {
+    async { f.await.map_err(|e| map(&e)) }
+        .or(aborted(abort))
+        .or(async {
+            Timer::after(stall).await;
+            Err(TransferError::Stalled)
         })
         .await
 }
@@ -188,12 +248,23 @@ pub(crate) async fn run<S: Storage>(
     plan: DataPlan,
     prepared: Prepared<S>,
     opts: PumpOptions,
+    abort: Abort,
 ) -> Result<u64, TransferError> {
-    let stream = connect(plan, &opts).await?;
+    let stream = match connect(plan, &opts).or(aborted(&abort)).await {
+        Ok(s) => s,
+        Err(e) => return Err(discard(prepared, e).await),
+    };
     match opts.tls.clone() {
         Some(tls) => {
-            let mut stream = tls.accept(stream, opts.data_timeout).await?;
-            let n = pump(&mut stream, prepared, &opts).await?;
+            let accepted = tls
+                .accept(stream, opts.data_timeout)
+                .or(aborted(&abort))
+                .await;
+            let mut stream = match accepted {
+                Ok(s) => s,
+                Err(e) => return Err(discard(prepared, e).await),
+            };
+            let n = pump(&mut stream, prepared, &opts, &abort).await?;
             // close_notify, so that the client knows the data is complete.
             let _ = timeout(opts.stall_timeout, stream.close()).await;
             Ok(n)
@@ -203,12 +274,12 @@ pub(crate) async fn run<S: Storage>(
                 && !opts.ascii
                 && let Some(fd) = reader.as_raw_file()
             {
-                let n = sendfile(&stream, fd, *offset, opts.stall_timeout).await?;
+                let n = sendfile(&stream, fd, *offset, opts.stall_timeout, &abort).await?;
                 let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
                 return Ok(n);
             }
             let mut stream = stream;
-            let n = pump(&mut stream, prepared, &opts).await?;
+            let n = pump(&mut stream, prepared, &opts, &abort).await?;
             let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
             Ok(n)
         }
@@ -222,18 +293,19 @@ async fn sendfile(
     fd: std::os::fd::BorrowedFd<'_>,
     offset: u64,
     stall: Duration,
+    abort: &Abort,
 ) -> Result<u64, TransferError> {
     let mut off = offset;
     loop {
-        let sent = timeout(
+        let sent = step(
+            abort,
             stall,
             stream.write_with(|s| {
                 rustix::fs::sendfile(s, fd, Some(&mut off), SENDFILE_CHUNK).map_err(io::Error::from)
             }),
+            net_error,
         )
-        .await
-        .ok_or(TransferError::Stalled)?
-        .map_err(|e| net_error(&e))?;
+        .await?;
         if sent == 0 {
             return Ok(off - offset);
         }
@@ -248,11 +320,28 @@ fn net_error(e: &io::Error) -> TransferError {
     }
 }
 
-/// Moves the bytes over any stream (plain or TLS) through one buffer.
+/// Discards what a transfer prepared when it ends before moving any bytes (an upload is
+/// removed and audited as aborted), and passes the error on.
+async fn discard<S: Storage>(prepared: Prepared<S>, e: TransferError) -> TransferError {
+    if let Prepared::Receive { upload } = prepared {
+        upload.abort().await;
+    }
+    e
+}
+
+/// The transfer error for a storage I/O error.
+fn storage_error(e: &io::Error) -> TransferError {
+    TransferError::Storage(ferry_backends::kind_of(e))
+}
+
+/// Moves the bytes over any stream (plain or TLS) through one buffer. Every step gives up
+/// when the transfer is aborted or stalls; an upload that does not reach its commit is
+/// discarded, and its commit is never interrupted.
 async fn pump<S, T>(
     stream: &mut T,
     prepared: Prepared<S>,
     opts: &PumpOptions,
+    abort: &Abort,
 ) -> Result<u64, TransferError>
 where
     S: Storage,
@@ -270,10 +359,7 @@ where
             let mut conv = ToNetwork::new();
             let mut total = 0u64;
             loop {
-                let n = timeout(stall, reader.read(&mut buf))
-                    .await
-                    .ok_or(TransferError::Stalled)?
-                    .map_err(|e| TransferError::Storage(ferry_backends::kind_of(&e)))?;
+                let n = step(abort, stall, reader.read(&mut buf), storage_error).await?;
                 if n == 0 {
                     break;
                 }
@@ -284,64 +370,31 @@ where
                 } else {
                     &buf[..n]
                 };
-                write(stream, out, stall).await?;
+                step(abort, stall, stream.write_all(out), net_error).await?;
                 total += out.len() as u64;
             }
-            timeout(stall, stream.flush())
-                .await
-                .ok_or(TransferError::Stalled)?
-                .map_err(|e| net_error(&e))?;
+            step(abort, stall, stream.flush(), net_error).await?;
             Ok(total)
         }
         Prepared::Receive { mut upload } => {
-            let mut buf = vec![0u8; BUF];
-            let mut file = if opts.ascii {
-                vec![0u8; BUF]
-            } else {
-                Vec::new()
-            };
-            let mut conv = FromNetwork::new();
-            let mut total = 0u64;
-            loop {
-                let n = match timeout(stall, stream.read(&mut buf)).await {
-                    None => {
+            let received = receive(stream, &mut upload, opts, abort).await;
+            match received {
+                Ok(total) => {
+                    if client_gone(opts.control.as_ref()).await {
                         upload.abort().await;
-                        return Err(TransferError::Stalled);
+                        return Err(TransferError::ConnectionLost);
                     }
-                    Some(Err(e)) => {
-                        upload.abort().await;
-                        return Err(net_error(&e));
-                    }
-                    Some(Ok(n)) => n,
-                };
-                if n == 0 {
-                    break;
+                    upload
+                        .commit()
+                        .await
+                        .map_err(|e| TransferError::Storage(e.kind()))?;
+                    Ok(total)
                 }
-                total += n as u64;
-                let data = if opts.ascii {
-                    let (used, w) = conv.convert(&buf[..n], &mut file);
-                    debug_assert_eq!(used, n, "CR LF only shrinks");
-                    &file[..w]
-                } else {
-                    &buf[..n]
-                };
-                if let Err(e) = upload.write_all(data).await {
+                Err(e) => {
                     upload.abort().await;
-                    return Err(TransferError::Storage(ferry_backends::kind_of(&e)));
+                    Err(e)
                 }
             }
-            if opts.ascii {
-                let w = conv.finish(&mut file);
-                if let Err(e) = upload.write_all(&file[..w]).await {
-                    upload.abort().await;
-                    return Err(TransferError::Storage(ferry_backends::kind_of(&e)));
-                }
-            }
-            upload
-                .commit()
-                .await
-                .map_err(|e| TransferError::Storage(e.kind()))?;
-            Ok(total)
         }
         Prepared::List {
             lister,
@@ -356,15 +409,12 @@ where
             }
             if let Some(mut lister) = lister {
                 let mut batch = EntryBatch::new();
-                while lister
-                    .next_batch(&mut batch)
-                    .await
-                    .map_err(|e| TransferError::Storage(e.kind()))?
-                {
+                let list_error = |e: ferry_backends::Error| TransferError::Storage(e.kind());
+                while lister.next_batch(&mut batch).await.map_err(list_error)? {
                     for entry in batch.iter() {
                         let _ = request.write_entry(&mut out, &entry, now);
                         if out.len() >= LIST_FLUSH {
-                            write(stream, out.as_bytes(), stall).await?;
+                            step(abort, stall, stream.write_all(out.as_bytes()), net_error).await?;
                             total += out.len() as u64;
                             out.clear();
                         }
@@ -372,30 +422,54 @@ where
                     batch.clear();
                 }
             }
-            write(stream, out.as_bytes(), stall).await?;
+            step(abort, stall, stream.write_all(out.as_bytes()), net_error).await?;
             total += out.len() as u64;
-            timeout(stall, stream.flush())
-                .await
-                .ok_or(TransferError::Stalled)?
-                .map_err(|e| net_error(&e))?;
+            step(abort, stall, stream.flush(), net_error).await?;
             Ok(total)
         }
     }
 }
 
-/// Writes all of `data`, failing when the client stops taking it.
-async fn write<T: smol::io::AsyncWrite + Unpin>(
+/// Receives an upload's bytes into `upload` until the client closes the data connection.
+async fn receive<T, U>(
     stream: &mut T,
-    data: &[u8],
-    stall: Duration,
-) -> Result<(), TransferError> {
-    if data.is_empty() {
-        return Ok(());
+    upload: &mut U,
+    opts: &PumpOptions,
+    abort: &Abort,
+) -> Result<u64, TransferError>
+where
+    T: smol::io::AsyncRead + Unpin,
+    U: Upload,
+{
+    let stall = opts.stall_timeout;
+    let mut buf = vec![0u8; BUF];
+    let mut file = if opts.ascii {
+        vec![0u8; BUF]
+    } else {
+        Vec::new()
+    };
+    let mut conv = FromNetwork::new();
+    let mut total = 0u64;
+    loop {
+        let n = step(abort, stall, stream.read(&mut buf), net_error).await?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        let data = if opts.ascii {
+            let (used, w) = conv.convert(&buf[..n], &mut file);
+            debug_assert_eq!(used, n, "CR LF only shrinks");
+            &file[..w]
+        } else {
+            &buf[..n]
+        };
+        step(abort, stall, upload.write_all(data), storage_error).await?;
     }
-    timeout(stall, stream.write_all(data))
-        .await
-        .ok_or(TransferError::Stalled)?
-        .map_err(|e| net_error(&e))
+    if opts.ascii {
+        let w = conv.finish(&mut file);
+        step(abort, stall, upload.write_all(&file[..w]), storage_error).await?;
+    }
+    Ok(total)
 }
 
 /// The wall clock as the core's time of files.
