@@ -7,10 +7,13 @@
 //! stranger who races for the passive port cannot present one. This goes further than
 //! vsftpd's `require_ssl_reuse`, which accepts any cached session of the server.
 //!
-//! Data connections never send TLS 1.3 session tickets (clients such as curl and lftp lose
-//! the end of an upload to a ticket that arrives while they close), and the store lets a
-//! ticket be used many times, so resumption keeps working for every transfer of a session
-//! (single-use tickets run out after two transfers in other servers).
+//! Uploads' data connections never send TLS 1.3 session tickets: the client only writes
+//! there, so a ticket stays unread, and closing a socket with unread data makes the kernel
+//! reset it, which costs curl and lftp the end of the upload. The store lets a ticket be used
+//! many times, so clients that reuse one (GnuTLS: lftp, FileZilla) resume for every transfer
+//! of a session; single-use tickets run out after two transfers in other servers. OpenSSL
+//! clients (curl) offer a TLS 1.3 ticket only once, so data connections that send (downloads,
+//! listings), where the client reads, each hand out one fresh ticket for the next transfer.
 
 use std::collections::VecDeque;
 use std::io;
@@ -115,16 +118,24 @@ impl Tls {
         let store = Arc::new(SessionStore::default());
         let mut control = (*base).clone();
         control.session_storage = store.clone();
-        let mut data = (*base).clone();
-        data.session_storage = store;
-        data.send_tls13_tickets = 0;
+        let mut sending = (*base).clone();
+        sending.session_storage = store.clone();
+        sending.send_tls13_tickets = 1;
+        let mut receiving = (*base).clone();
+        receiving.session_storage = store.clone();
+        let data_store = store.clone();
+        receiving.send_tls13_tickets = 0;
         let stream = timeout(within, TlsAcceptor::from(Arc::new(control)).accept(stream))
             .await
             .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        // The handshake's own tickets are stored by now; keep them for the whole session.
+        store.seal();
         Ok((
             stream,
             DataTls {
-                config: Arc::new(data),
+                store: data_store,
+                sending: Arc::new(sending),
+                receiving: Arc::new(receiving),
                 require_resumption: self.reuse,
             },
         ))
@@ -134,7 +145,11 @@ impl Tls {
 /// TLS for the data connections of one control connection.
 #[derive(Clone)]
 pub(crate) struct DataTls {
-    config: Arc<ServerConfig>,
+    store: Arc<SessionStore>,
+    /// For downloads and listings: one fresh ticket.
+    sending: Arc<ServerConfig>,
+    /// For uploads: no ticket.
+    receiving: Arc<ServerConfig>,
     require_resumption: bool,
 }
 
@@ -145,19 +160,25 @@ impl DataTls {
         &self,
         stream: Async<TcpStream>,
         within: Duration,
+        upload: bool,
     ) -> Result<Stream, TransferError> {
-        let stream = timeout(
-            within,
-            TlsAcceptor::from(self.config.clone()).accept(stream),
-        )
-        .await
-        .ok_or(TransferError::TlsHandshake)?
-        .map_err(|e| {
-            tracing::warn!(error = %e, "TLS handshake on a data connection failed");
-            TransferError::TlsHandshake
-        })?;
+        let config = if upload {
+            &self.receiving
+        } else {
+            &self.sending
+        };
+        let mark = self.store.mark();
+        let stream = timeout(within, TlsAcceptor::from(config.clone()).accept(stream))
+            .await
+            .ok_or(TransferError::TlsHandshake)?
+            .map_err(|e| {
+                tracing::warn!(error = %e, "TLS handshake on a data connection failed");
+                TransferError::TlsHandshake
+            })?;
         let conn: &ServerConnection = stream.get_ref().1;
         if self.require_resumption && conn.handshake_kind() != Some(HandshakeKind::Resumed) {
+            // Whoever this was, the session its full handshake made must not let it in later.
+            self.store.forget_since(mark);
             tracing::warn!(
                 "refused a data connection that did not resume the control connection's TLS session"
             );
@@ -167,31 +188,77 @@ impl DataTls {
     }
 }
 
-/// Sessions of one control connection. Bounded; a ticket can be presented many times.
+/// Sessions of one control connection. The ones its own handshake made are kept for the
+/// whole session (clients such as lftp resume every data connection with them); the tickets
+/// data connections hand out are kept in a small ring. A ticket can be presented many times.
 #[derive(Debug, Default)]
 struct SessionStore {
-    entries: Mutex<VecDeque<(Vec<u8>, Vec<u8>)>>,
+    entries: Mutex<Entries>,
 }
 
-/// Sessions kept per control connection: the control handshake makes a few.
+#[derive(Debug, Default)]
+struct Entries {
+    /// Made by the control connection's handshake; never evicted.
+    pinned: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Handed out by data connections, with a sequence number; the oldest goes first.
+    recent: VecDeque<(u64, Vec<u8>, Vec<u8>)>,
+    /// The sequence number of the next one.
+    next: u64,
+    /// Set once the control connection's handshake is done.
+    sealed: bool,
+}
+
+/// Sessions kept per control connection, of each kind.
 const SESSIONS_PER_CONNECTION: usize = 8;
+
+impl SessionStore {
+    /// The control connection's handshake is done: later sessions come from data connections.
+    fn seal(&self) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.sealed = true;
+        }
+    }
+
+    /// A mark for [`SessionStore::forget_since`], taken before a data connection's handshake.
+    fn mark(&self) -> u64 {
+        self.entries.lock().map_or(0, |e| e.next)
+    }
+
+    /// Forgets the sessions stored since `mark` (by a handshake that was refused).
+    fn forget_since(&self, mark: u64) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.recent.retain(|(seq, _, _)| *seq < mark);
+        }
+    }
+}
 
 impl StoresServerSessions for SessionStore {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         let Ok(mut e) = self.entries.lock() else {
             return false;
         };
-        e.retain(|(k, _)| *k != key);
-        if e.len() == SESSIONS_PER_CONNECTION {
-            e.pop_front();
+        if !e.sealed && e.pinned.len() < SESSIONS_PER_CONNECTION {
+            e.pinned.push((key, value));
+            return true;
         }
-        e.push_back((key, value));
+        e.recent.retain(|(_, k, _)| *k != key);
+        if e.recent.len() == SESSIONS_PER_CONNECTION {
+            e.recent.pop_front();
+        }
+        let seq = e.next;
+        e.next += 1;
+        e.recent.push_back((seq, key, value));
         true
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         let e = self.entries.lock().ok()?;
-        e.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        let pinned = e.pinned.iter().map(|(k, v)| (k, v));
+        let recent = e.recent.iter().map(|(_, k, v)| (k, v));
+        pinned
+            .chain(recent)
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
     }
 
     /// Unlike rustls' own cache, a TLS 1.3 ticket stays usable: every data connection of the

@@ -256,8 +256,9 @@ pub(crate) async fn run<S: Storage>(
     };
     match opts.tls.clone() {
         Some(tls) => {
+            let upload = matches!(prepared, Prepared::Receive { .. });
             let accepted = tls
-                .accept(stream, opts.data_timeout)
+                .accept(stream, opts.data_timeout, upload)
                 .or(aborted(&abort))
                 .await;
             let mut stream = match accepted {
