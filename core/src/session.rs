@@ -328,6 +328,10 @@ impl Session {
     /// Reports the outcome of a request. Outcomes for anything but the pending request are
     /// ignored.
     pub fn handle_outcome(&mut self, outcome: Outcome, now: Instant) {
+        if self.closed {
+            // Whatever was pending ended with the session (shutdown, timeout, QUIT).
+            return;
+        }
         match (outcome, &self.pending) {
             (Outcome::LoginChecked { id, result }, Pending::Login(p)) if id == *p => {
                 self.login_checked(result, now);
@@ -449,6 +453,8 @@ impl Session {
         }
         self.shutting_down = true;
         if !self.is_transferring() {
+            // A pending login or storage call ends with the session; its outcome is ignored.
+            self.pending = Pending::None;
             self.reply(Reply::text(421, "Server shutting down."));
             self.close();
         }

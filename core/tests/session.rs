@@ -1198,6 +1198,28 @@ fn pipelined_and_split_commands() {
 }
 
 #[test]
+fn shutdown_while_a_request_is_pending_ignores_its_outcome() {
+    // Found by the session fuzzer: a login answered after shutdown replied after Close.
+    let mut h = H::new();
+    h.expect(220);
+    h.cmd("USER bench", 331);
+    h.send("PASS secret");
+    let Event::CheckLogin { id, .. } = h.event() else {
+        panic!()
+    };
+    h.s.handle_shutdown();
+    h.drain();
+    h.expect(421);
+    assert!(h.closed);
+    h.outcome(Outcome::LoginChecked {
+        id,
+        result: Ok(LoginInfo::default()),
+    });
+    h.quiet();
+    assert_eq!(h.s.user(), None);
+}
+
+#[test]
 fn shutdown_is_polite() {
     let mut h = H::new();
     h.login();
