@@ -30,7 +30,7 @@ fn client(
     errors: &AtomicU64,
     notes: &std::sync::Mutex<Vec<String>>,
 ) {
-    let mode = if id % 3 == 0 {
+    let mode = if id.is_multiple_of(3) {
         Mode::Active
     } else {
         Mode::Passive
