@@ -27,14 +27,17 @@
 //!   typo such as `readonly = true` cannot silently leave an account writable.
 //! - Passwords never appear in `Debug` output or errors; hashes are not shown either.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use argon2::password_hash::{PasswordHasher, phc::PasswordHash};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -325,6 +328,153 @@ pub struct Accounts {
     users: Vec<User>,
     /// The file as last read or written (`None`: not on disk).
     stamp: Option<Stamp>,
+    /// Logins verified recently.
+    verified: Verified,
+}
+
+/// How long a verified login is remembered.
+const VERIFIED_FOR: Duration = Duration::from_secs(600);
+
+/// Most logins remembered; when full, all are forgotten.
+const VERIFIED_MAX: usize = 10_000;
+
+/// Logins verified recently, so that a client logging in again and again (a script, a
+/// benchmark, a client opening a connection per transfer) pays for argon2 once every
+/// [`VERIFIED_FOR`], as Dovecot's auth cache does. Only successes are remembered, so
+/// guessing still costs argon2 (and the server's growing delays) every time.
+///
+/// An entry is a keyed BLAKE2b digest of the user name, the stored PHC hash and the
+/// password, under a random key made at start: the password itself is never kept, and a
+/// changed password (a new PHC string) no longer matches its old entry.
+#[derive(Debug, Default)]
+struct Verified {
+    inner: Mutex<VerifiedInner>,
+}
+
+#[derive(Default)]
+struct VerifiedInner {
+    key: Option<[u8; 32]>,
+    entries: HashMap<String, ([u8; 32], Instant)>,
+}
+
+impl fmt::Debug for VerifiedInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedInner {
+    fn digest(&mut self, name: &str, phc: &str, password: &str) -> Option<[u8; 32]> {
+        use blake2::Digest as _;
+        if self.key.is_none() {
+            let a = argon2::password_hash::try_generate_salt().ok()?;
+            let b = argon2::password_hash::try_generate_salt().ok()?;
+            let mut key = [0u8; 32];
+            key[..16].copy_from_slice(&a);
+            key[16..].copy_from_slice(&b);
+            self.key = Some(key);
+        }
+        let mut h = blake2::Blake2b512::new();
+        h.update(self.key?);
+        for part in [name, phc, password] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        let full = h.finalize();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&full[..32]);
+        Some(out)
+    }
+}
+
+/// Compares in time that does not depend on where the inputs differ.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Verified {
+    fn hit(&self, name: &str, phc: &str, password: &str) -> bool {
+        let Ok(mut v) = self.inner.lock() else {
+            return false;
+        };
+        let Some(&(stored, at)) = v.entries.get(name) else {
+            return false;
+        };
+        if at.elapsed() > VERIFIED_FOR {
+            v.entries.remove(name);
+            return false;
+        }
+        v.digest(name, phc, password)
+            .is_some_and(|d| same_digest(&d, &stored))
+    }
+
+    fn insert(&self, name: &str, phc: &str, password: &str) {
+        let Ok(mut v) = self.inner.lock() else { return };
+        let Some(d) = v.digest(name, phc, password) else {
+            return;
+        };
+        if v.entries.len() >= VERIFIED_MAX {
+            v.entries.clear();
+        }
+        v.entries.insert(name.to_owned(), (d, Instant::now()));
+    }
+}
+
+/// Argon2 working memory (19 MiB with the default parameters), kept for the next check
+/// instead of being allocated and freed each time: the allocator would otherwise keep a
+/// copy in every thread's arena.
+static ARGON2_MEMORY: Mutex<Vec<Vec<argon2::Block>>> = Mutex::new(Vec::new());
+
+/// Working memories kept: as many as checks run at once (one per core).
+fn argon2_memories_kept() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
+/// Checks `password` against a PHC string, with pooled working memory.
+fn argon2_verify(password: &str, phc: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::new(hash.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut memory = ARGON2_MEMORY
+        .lock()
+        .ok()
+        .and_then(|mut m| m.pop())
+        .unwrap_or_default();
+    memory.resize(blocks, argon2::Block::default());
+    let mut out = [0u8; 64];
+    let len = expected.as_bytes().len().min(out.len());
+    let ok = argon2
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out[..len],
+            &mut memory[..blocks],
+        )
+        .is_ok()
+        && argon2::password_hash::phc::Output::new(&out[..len]).is_ok_and(|o| o == *expected);
+    if let Ok(mut m) = ARGON2_MEMORY.lock()
+        && m.len() < argon2_memories_kept()
+    {
+        m.push(memory);
+    }
+    ok
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -340,6 +490,7 @@ impl Accounts {
             data_dir: absolute(data_dir.as_ref()),
             users: Vec::new(),
             stamp: None,
+            verified: Verified::default(),
         }
     }
 
@@ -540,11 +691,18 @@ impl Accounts {
     #[must_use]
     pub fn verify(&self, name: &str, password: &str) -> Option<Account> {
         let user = self.users.iter().find(|u| u.name == name);
+        if let Some(u) = user
+            && self.verified.hit(&u.name, &u.hash, password)
+        {
+            return Some(self.account(u));
+        }
         let hash = user.map_or(DUMMY_HASH, |u| u.hash.as_str());
-        let ok = PasswordHash::new(hash)
-            .is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok());
+        let ok = argon2_verify(password, hash);
         match user {
-            Some(u) if ok => Some(self.account(u)),
+            Some(u) if ok => {
+                self.verified.insert(&u.name, &u.hash, password);
+                Some(self.account(u))
+            }
             _ => None,
         }
     }
@@ -790,6 +948,55 @@ mod tests {
         assert_eq!(
             (p.m_cost(), p.t_cost(), p.p_cost()),
             (M_COST, T_COST, P_COST)
+        );
+    }
+
+    #[test]
+    fn pooled_argon2_agrees_with_the_reference_verifier() {
+        use argon2::password_hash::PasswordVerifier;
+        let phc = hash_password("correct horse").unwrap();
+        let h = PasswordHash::new(&phc).unwrap();
+        for (pw, want) in [
+            ("correct horse", true),
+            ("correct horsf", false),
+            ("", false),
+        ] {
+            assert_eq!(hasher().verify_password(pw.as_bytes(), &h).is_ok(), want);
+            // Twice: the second check reuses the pooled memory.
+            assert_eq!(argon2_verify(pw, &phc), want, "{pw:?}");
+            assert_eq!(argon2_verify(pw, &phc), want, "{pw:?}");
+        }
+        // Other parameters and an older version verify too.
+        let params = Params::new(8192, 3, 1, None).unwrap();
+        let other = Argon2::new(Algorithm::Argon2id, Version::V0x10, params);
+        let salt = argon2::password_hash::try_generate_salt().unwrap();
+        let phc = other
+            .hash_password_with_salt(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        assert!(argon2_verify("pw", &phc));
+        assert!(!argon2_verify("px", &phc));
+        assert!(!argon2_verify("pw", "not a phc string"));
+    }
+
+    #[test]
+    fn verified_logins_are_remembered_until_the_password_changes() {
+        let v = Verified::default();
+        let (phc1, phc2) = ("$argon2id$one", "$argon2id$two");
+        assert!(!v.hit("alice", phc1, "pw"));
+        v.insert("alice", phc1, "pw");
+        assert!(v.hit("alice", phc1, "pw"));
+        assert!(!v.hit("alice", phc1, "pw2"), "another password");
+        assert!(
+            !v.hit("alice", phc2, "pw"),
+            "the stored hash changed (new password)"
+        );
+        assert!(!v.hit("bob", phc1, "pw"), "another user");
+        let inner = v.inner.lock().unwrap();
+        let (digest, _) = inner.entries["alice"];
+        assert!(
+            !digest.windows(2).any(|w| w == b"pw"),
+            "the password is not kept"
         );
     }
 

@@ -790,9 +790,18 @@ impl<U: Upload> Upload for AuditedUpload<U> {
     /// Discards the upload and records it, with no await in between: nothing is lost if
     /// the caller stops polling.
     async fn abort(mut self) {
+        if op_of(self.mode) == Op::Append {
+            // Appends write through: what was accepted is kept, so land it before the line
+            // counts it. The upload stays in `self` meanwhile, so that if this future is
+            // dropped, `Drop` still records it.
+            if let Some(inner) = self.inner.as_mut() {
+                let _ = inner.flush().await;
+            }
+        }
         if let Some(inner) = self.inner.take() {
             let bytes = bytes_of(&inner, self.mode, self.written);
-            // The inner upload's drop discards it (one unlink for a disk temporary).
+            // The inner upload's drop discards a temporary (one unlink on disk) and keeps
+            // what an append wrote.
             drop(inner);
             // A failure leaves the line pending, which refuses the next change.
             let _ = self.ctx.record_now(
@@ -803,6 +812,10 @@ impl<U: Upload> Upload for AuditedUpload<U> {
                 Outcome::Aborted,
             );
         }
+    }
+
+    fn replaces_existing(&self) -> bool {
+        self.inner.as_ref().is_some_and(Upload::replaces_existing)
     }
 
     #[cfg(unix)]

@@ -429,7 +429,8 @@ impl Inner {
             WriteMode::Replace | WriteMode::CreateNew => {
                 let (dir, name) = self.parent(path)?;
                 let create_new = mode == WriteMode::CreateNew;
-                match lstat_at(&dir, name)? {
+                let existing = lstat_at(&dir, name)?;
+                match existing {
                     Some(_) if create_new => return fail(StorageError::AlreadyExists),
                     Some(st) if file_type(&st) == FileType::Directory => {
                         return fail(StorageError::NotAFile);
@@ -441,6 +442,7 @@ impl Inner {
                     file: std::fs::File::from(fd),
                     temp: Some(temp),
                     base: 0,
+                    replaces: existing.is_some(),
                 })
             }
             WriteMode::Append | WriteMode::At(_) => {
@@ -475,6 +477,7 @@ impl Inner {
                     file: std::fs::File::from(fd),
                     temp: None,
                     base,
+                    replaces: false,
                 })
             }
         }
@@ -819,6 +822,7 @@ struct Opened {
     file: std::fs::File,
     temp: Option<Temp>,
     base: u64,
+    replaces: bool,
 }
 
 impl Storage for DiskStorage {
@@ -868,6 +872,7 @@ impl Storage for DiskStorage {
             temp: opened.temp,
             base: opened.base,
             fsync: self.inner.fsync(),
+            replaces: opened.replaces,
         })
     }
 
@@ -951,6 +956,8 @@ pub struct DiskUpload {
     /// The file's size when opened (append) or the offset (at); 0 for a temporary.
     base: u64,
     fsync: bool,
+    /// A file existed at the target when the temporary was made.
+    replaces: bool,
 }
 
 impl fmt::Debug for Temp {
@@ -1020,6 +1027,10 @@ impl Upload for DiskUpload {
         let file = self.file.take();
         let temp = self.temp.take();
         blocking::unblock(move || drop((file, temp))).await;
+    }
+
+    fn replaces_existing(&self) -> bool {
+        self.replaces
     }
 
     fn as_raw_file(&self) -> Option<BorrowedFd<'_>> {

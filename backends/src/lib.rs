@@ -234,6 +234,12 @@ pub trait Upload: AsyncWrite + Unpin + Send + 'static {
     /// Discards the upload.
     fn abort(self) -> impl Future<Output = ()> + Send;
 
+    /// Whether committing replaces a file that existed when the upload was opened. A runtime
+    /// may take more care before committing such an upload (it would destroy the old file).
+    fn replaces_existing(&self) -> bool {
+        false
+    }
+
     /// The file's descriptor, if it is a plain file on disk (for `splice`).
     #[cfg(unix)]
     fn as_raw_file(&self) -> Option<std::os::fd::BorrowedFd<'_>> {

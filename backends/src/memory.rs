@@ -321,6 +321,8 @@ impl MemoryStorage {
         let mut tree = self.tree();
         let (parent, name) = tree.parent_mut(path)?;
         let existing = parent.children.get(name);
+        let replaces =
+            matches!(existing, Some(Node::File(_))) && matches!(mode, WriteMode::Replace);
         let target = match mode {
             WriteMode::Replace | WriteMode::CreateNew => {
                 match existing {
@@ -368,6 +370,7 @@ impl MemoryStorage {
             path: path.clone(),
             target,
             written: 0,
+            replaces,
         })
     }
 
@@ -591,6 +594,8 @@ pub struct MemoryUpload {
     path: VirtualPath,
     target: Target,
     written: u64,
+    /// A file existed at the target when the upload was opened.
+    replaces: bool,
 }
 
 enum Target {
@@ -675,6 +680,10 @@ impl MemoryUpload {
 }
 
 impl Upload for MemoryUpload {
+    fn replaces_existing(&self) -> bool {
+        self.replaces
+    }
+
     async fn commit(self) -> Result<u64> {
         self.commit_now()
     }

@@ -34,7 +34,8 @@ macro_rules! conformance_suite {
                 upload_replace, upload_errors, create_new, create_new_race, abort_and_drop,
                 append, write_at, write_through_survives_abort, read_offsets, read_errors,
                 rename_file, rename_folder, rename_errors, copy, copy_errors, set_modified,
-                set_mode, listing_order, listing_errors, reserved_names, concurrent_uploads);
+                set_mode, listing_order, listing_errors, reserved_names, concurrent_uploads,
+                replaces_existing);
 
             #[test]
             fn listing_many() {
@@ -185,6 +186,20 @@ async fn create_new_race<S: Storage>(s: &S) {
     assert_eq!(kind(up.commit().await), Err(E::AlreadyExists));
     assert_eq!(read(s, "/n").await.unwrap(), b"early");
     assert_eq!(names(s, "/").await, ["n"]);
+}
+
+async fn replaces_existing<S: Storage>(s: &S) {
+    // Only an upload that would replace a file says so.
+    let up = s.open_write(&p("/new"), W::Replace).await.unwrap();
+    assert!(!up.replaces_existing());
+    up.abort().await;
+    put(s, "/old", b"x").await;
+    let up = s.open_write(&p("/old"), W::Replace).await.unwrap();
+    assert!(up.replaces_existing());
+    up.abort().await;
+    let up = s.open_write(&p("/old"), W::Append).await.unwrap();
+    assert!(!up.replaces_existing(), "an append replaces nothing");
+    up.abort().await;
 }
 
 async fn abort_and_drop<S: Storage>(s: &S) {

@@ -10,6 +10,7 @@
 
 use core::net::{IpAddr, SocketAddr, SocketAddrV4};
 
+#[cfg(not(feature = "alloc"))]
 use heapless::Deque;
 
 use crate::command::{
@@ -33,6 +34,19 @@ use crate::time::{DateTime, Instant, UnixTime};
 
 /// Replies one command can queue before its request (426, 226, 221 after a transfer).
 const MAX_REPLIES: usize = 4;
+
+/// Queued replies: on the heap only while there are some with `alloc` (an idle session
+/// then holds none), in a fixed array without.
+#[cfg(feature = "alloc")]
+type Replies = alloc::collections::VecDeque<Reply>;
+#[cfg(not(feature = "alloc"))]
+type Replies = Deque<Reply, MAX_REPLIES>;
+
+/// The queued request, boxed with `alloc` for the same reason.
+#[cfg(feature = "alloc")]
+type Action = alloc::boxed::Box<Event>;
+#[cfg(not(feature = "alloc"))]
+type Action = Event;
 
 /// Longest failed-login delay, as a power of two of the first: 1 s doubles to at most 32 s.
 const MAX_DELAY_DOUBLINGS: u32 = 5;
@@ -121,8 +135,8 @@ pub struct Session {
     idle_deadline: Instant,
     shutting_down: bool,
     closed: bool,
-    replies: Deque<Reply, MAX_REPLIES>,
-    action: Option<Event>,
+    replies: Replies,
+    action: Option<Action>,
 }
 
 /// Whether a command starts a transfer (and so takes a pending `REST`).
@@ -168,7 +182,7 @@ impl Session {
             idle_deadline: now.saturating_add(config.idle_timeout),
             shutting_down: false,
             closed: false,
-            replies: Deque::new(),
+            replies: Replies::new(),
             action: None,
         };
         s.reply(Reply::text(220, config.greeting));
@@ -187,6 +201,12 @@ impl Session {
     #[must_use]
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The server's address of this connection.
+    #[must_use]
+    pub fn local(&self) -> SocketAddr {
+        self.local
     }
 
     /// The logged-in user.
@@ -466,8 +486,16 @@ impl Session {
     /// after every `handle_*` call.
     pub fn poll_event(&mut self) -> Option<Event> {
         if let Some(r) = self.replies.pop_front() {
+            #[cfg(feature = "alloc")]
+            if self.replies.is_empty() {
+                // Idle sessions hold no queue.
+                self.replies = Replies::new();
+            }
             return Some(Event::Reply(r));
         }
+        #[cfg(feature = "alloc")]
+        return self.action.take().map(|a| *a);
+        #[cfg(not(feature = "alloc"))]
         self.action.take()
     }
 
@@ -487,12 +515,17 @@ impl Session {
     // ---- internals ----
 
     fn reply(&mut self, r: Reply) {
-        let full = self.replies.push_back(r).is_err();
-        debug_assert!(!full, "reply queue overflow");
+        debug_assert!(self.replies.len() < MAX_REPLIES, "reply queue overflow");
+        #[cfg(feature = "alloc")]
+        self.replies.push_back(r);
+        #[cfg(not(feature = "alloc"))]
+        let _ = self.replies.push_back(r);
     }
 
     fn act(&mut self, e: Event) {
         debug_assert!(self.action.is_none(), "two requests from one input");
+        #[cfg(feature = "alloc")]
+        let e = alloc::boxed::Box::new(e);
         self.action = Some(e);
     }
 

@@ -141,12 +141,10 @@ struct Conn<U: Users> {
     input: Vec<u8>,
     out: Vec<u8>,
     storage: Option<Audited<U::Storage>>,
-    user: Option<String>,
     passive: Option<Async<std::net::TcpListener>>,
-    transfer: Option<Running>,
+    /// Boxed: most sessions have none running.
+    transfer: Option<Box<Running>>,
     data_tls: Option<DataTls>,
-    peer: SocketAddr,
-    local: SocketAddr,
     shutdown_seen: bool,
 }
 
@@ -166,12 +164,9 @@ pub(crate) async fn serve<U: Users>(ctx: Arc<Ctx<U>>, stream: Async<TcpStream>, 
         input: Vec::new(),
         out: Vec::new(),
         storage: None,
-        user: None,
         passive: None,
         transfer: None,
         data_tls: None,
-        peer,
-        local,
         shutdown_seen: false,
     };
     let result = conn.drive().await;
@@ -180,12 +175,12 @@ pub(crate) async fn serve<U: Users>(ctx: Arc<Ctx<U>>, stream: Async<TcpStream>, 
         // unfinished upload, or finish a commit already under way).
         t.abort.close();
         let ended = transfer::timeout(std::time::Duration::from_secs(10), t.future.as_mut()).await;
-        let user = conn.user.as_deref().unwrap_or("-");
+        let user = conn.session.user().unwrap_or("-");
         tracing::info!(%peer, user, what = t.what, path = %t.path, result = ?ended, "transfer cut off: control connection ended");
     }
     conn.control.close().await;
     let secs = started.elapsed().as_secs_f64();
-    let user = conn.user.as_deref().unwrap_or("-");
+    let user = conn.session.user().unwrap_or("-");
     let error = result.err().map(|e| e.to_string());
     tracing::info!(%peer, user, secs, error, "session end");
 }
@@ -208,7 +203,9 @@ impl<U: Users> Conn<U> {
                     }
                     other => {
                         self.flush().await?;
-                        self.perform(other).await?;
+                        // Boxed: the state of a request (a login, a storage call, a transfer
+                        // being set up) would otherwise live in every idle session's future.
+                        Box::pin(self.perform(other)).await?;
                     }
                 }
             }
@@ -299,10 +296,8 @@ impl<U: Users> Conn<U> {
             return Ok(());
         }
         let r = self.control.write_all(&self.out).await;
-        self.out.clear();
-        if self.out.capacity() > 4096 {
-            self.out = Vec::new();
-        }
+        // Give the memory back: most sessions sit idle between commands.
+        self.out = Vec::new();
         r
     }
 
@@ -324,7 +319,7 @@ impl<U: Users> Conn<U> {
             Event::OpenPassive { id, .. } => {
                 self.passive = None;
                 let result = match transfer::bind_passive(
-                    self.local.ip(),
+                    self.session.local().ip(),
                     self.ctx.settings.passive_ports,
                 ) {
                     Ok(l) => match l.get_ref().local_addr() {
@@ -335,7 +330,7 @@ impl<U: Users> Conn<U> {
                         Err(_) => Err(ferry_core::DataError),
                     },
                     Err(e) => {
-                        tracing::warn!(peer = %self.peer, error = %e, "cannot open a passive listener");
+                        tracing::warn!(peer = %self.session.peer(), error = %e, "cannot open a passive listener");
                         Err(ferry_core::DataError)
                     }
                 };
@@ -371,22 +366,22 @@ impl<U: Users> Conn<U> {
                     login.storage,
                     ctx.audit.clone(),
                     user,
-                    self.peer,
+                    self.session.peer(),
                 ));
-                self.user = Some(user.to_owned());
-                ctx.limits.login_succeeded(self.peer.ip());
-                tracing::info!(peer = %self.peer, user, read_only = login.read_only, "login");
+                ctx.limits.login_succeeded(self.session.peer().ip());
+                tracing::info!(peer = %self.session.peer(), user, read_only = login.read_only, "login");
                 Ok(LoginInfo {
                     read_only: login.read_only,
                 })
             }
             Ok(None) => {
-                ctx.limits.login_failed(self.peer.ip(), &ctx.settings);
-                tracing::warn!(peer = %self.peer, user, "login failed");
+                ctx.limits
+                    .login_failed(self.session.peer().ip(), &ctx.settings);
+                tracing::warn!(peer = %self.session.peer(), user, "login failed");
                 Err(LoginError::Rejected)
             }
             Err(e) => {
-                tracing::error!(peer = %self.peer, user, error = %e, "accounts unavailable");
+                tracing::error!(peer = %self.session.peer(), user, error = %e, "accounts unavailable");
                 Err(LoginError::Unavailable)
             }
         }
@@ -420,7 +415,7 @@ impl<U: Users> Conn<U> {
         };
         result.map_err(|e| {
             if op.is_mutation() {
-                tracing::info!(peer = %self.peer, user = self.user.as_deref().unwrap_or("-"), ?op, error = %e, "storage operation refused");
+                tracing::info!(peer = %self.session.peer(), user = self.session.user().unwrap_or("-"), ?op, error = %e, "storage operation refused");
             }
             e.kind()
         })
@@ -440,7 +435,7 @@ impl<U: Users> Conn<U> {
         let prepared = match transfer::open(storage, &t.kind).await {
             Ok(p) => p,
             Err(e) => {
-                tracing::info!(peer = %self.peer, user = self.user.as_deref().unwrap_or("-"), what, path, error = %e, "transfer refused");
+                tracing::info!(peer = %self.session.peer(), user = self.session.user().unwrap_or("-"), what, path, error = %e, "transfer refused");
                 let result = Err(TransferError::Storage(e));
                 self.session.handle_outcome(
                     Outcome::TransferFinished { id: t.id, result },
@@ -502,7 +497,7 @@ impl<U: Users> Conn<U> {
             .map(std::os::fd::OwnedFd::from);
         let opts = PumpOptions {
             control,
-            peer: self.peer,
+            peer: self.session.peer(),
             data_timeout: self.ctx.settings.data_timeout,
             stall_timeout: self.ctx.settings.stall_timeout,
             ascii: t.ascii,
@@ -512,14 +507,14 @@ impl<U: Users> Conn<U> {
         self.session
             .handle_outcome(Outcome::TransferOpened { id: t.id, size }, self.ctx.now());
         let (abort, aborted) = smol::channel::bounded(1);
-        self.transfer = Some(Running {
+        self.transfer = Some(Box::new(Running {
             id: t.id,
             abort,
             future: Box::pin(transfer::run(plan, prepared, opts, aborted)),
             started: StdInstant::now(),
             what,
             path,
-        });
+        }));
         Ok(())
     }
 
@@ -545,12 +540,12 @@ impl<U: Users> Conn<U> {
             Ok((stream, data)) => {
                 self.control = Control::Tls(Box::new(stream));
                 self.data_tls = Some(data);
-                tracing::info!(peer = %self.peer, "control connection upgraded to TLS");
+                tracing::info!(peer = %self.session.peer(), "control connection upgraded to TLS");
                 self.session
                     .handle_outcome(Outcome::TlsEstablished, self.ctx.now());
             }
             Err(e) => {
-                tracing::warn!(peer = %self.peer, error = %e, "TLS handshake on the control connection failed");
+                tracing::warn!(peer = %self.session.peer(), error = %e, "TLS handshake on the control connection failed");
                 self.session
                     .handle_outcome(Outcome::TlsFailed, self.ctx.now());
             }
@@ -559,7 +554,7 @@ impl<U: Users> Conn<U> {
 
     fn log_transfer(&self, t: &Running, result: &Result<u64, TransferError>) {
         let secs = t.started.elapsed().as_secs_f64();
-        let user = self.user.as_deref().unwrap_or("-");
+        let user = self.session.user().unwrap_or("-");
         match result {
             Ok(bytes) => {
                 #[allow(clippy::cast_precision_loss)]
@@ -568,10 +563,10 @@ impl<U: Users> Conn<U> {
                 } else {
                     0.0
                 };
-                tracing::info!(peer = %self.peer, user, what = t.what, path = %t.path, bytes, secs, mb_per_s, "transfer complete");
+                tracing::info!(peer = %self.session.peer(), user, what = t.what, path = %t.path, bytes, secs, mb_per_s, "transfer complete");
             }
             Err(e) => {
-                tracing::info!(peer = %self.peer, user, what = t.what, path = %t.path, secs, error = ?e, "transfer failed");
+                tracing::info!(peer = %self.session.peer(), user, what = t.what, path = %t.path, secs, error = ?e, "transfer failed");
             }
         }
     }
@@ -593,5 +588,33 @@ impl std::fmt::Write for FmtVec<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use ferry_backends::memory::MemoryStorage;
+
+    /// An idle session's memory is mostly this future: keep it small (BENCHMARKS.md).
+    #[test]
+    fn an_idle_session_is_small() {
+        let users = crate::users::MemoryUsers::new().with_user("a", "b", MemoryStorage::new());
+        let settings = crate::config::Settings {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            ..crate::config::Settings::default()
+        };
+        let audit = ferry_backends::audit::AuditLog::from_writer(std::io::sink());
+        let server = crate::Server::new(settings, users, audit);
+        smol::block_on(async {
+            let bound = server.bind().await.unwrap();
+            let addr = bound.local_addrs()[0];
+            let stream = smol::Async::<std::net::TcpStream>::connect(addr)
+                .await
+                .unwrap();
+            let peer = stream.get_ref().local_addr().unwrap();
+            let fut = super::serve(bound.ctx_for_tests(), stream, peer);
+            let size = size_of_val(&fut);
+            assert!(size <= 1400, "a session's future grew to {size} bytes");
+        });
     }
 }

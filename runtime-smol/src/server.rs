@@ -225,6 +225,11 @@ impl<U: Users> Bound<U> {
             .collect()
     }
 
+    #[cfg(test)]
+    pub(crate) fn ctx_for_tests(&self) -> Arc<Ctx<U>> {
+        self.ctx.clone()
+    }
+
     /// A handle that stops the server.
     #[must_use]
     pub fn shutdown_handle(&self) -> Shutdown {

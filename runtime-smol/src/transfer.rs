@@ -135,12 +135,13 @@ pub(crate) struct PumpOptions {
     pub control: Option<std::os::fd::OwnedFd>,
 }
 
-/// How long an upload's end waits for the control connection to end too. A killed client
-/// closes both connections with an orderly FIN, microseconds apart and in no fixed order, so
-/// the data connection's end alone cannot tell a complete upload from a cut one. A real
-/// client says nothing on the control connection until it has the 226, so waiting this long
-/// for the control connection to end costs an upload only this much.
-const UPLOAD_END_GRACE: Duration = Duration::from_millis(1);
+/// How long the end of an upload that would replace an existing file waits for the control
+/// connection to end too. A killed client closes both connections with an orderly FIN, in no
+/// fixed order and up to milliseconds apart (seen: 2.8 ms on a busy machine), so the data
+/// connection's end alone cannot tell a complete upload from a cut one. A real client says
+/// nothing on the control connection until it has the 226, so the wait costs such an upload
+/// this long; uploads of new files, which destroy nothing, do not wait.
+const UPLOAD_END_GRACE: Duration = Duration::from_millis(5);
 
 /// Whether the client closed (or reset) the control connection, looking without taking
 /// anything from the socket.
@@ -154,15 +155,25 @@ fn control_gone(control: &std::os::fd::OwnedFd) -> bool {
     }
 }
 
-/// Whether the client is gone, allowing [`UPLOAD_END_GRACE`] for its control connection's
-/// end to arrive.
-async fn client_gone(control: Option<&std::os::fd::OwnedFd>) -> bool {
+/// Whether the client of an upload is gone. For an upload that replaces a file, waits up to
+/// [`UPLOAD_END_GRACE`] for the control connection to end or to say something (a live client
+/// never ends it first), checking every 200 µs.
+async fn client_gone(control: Option<&std::os::fd::OwnedFd>, replaces: bool) -> bool {
     let Some(fd) = control else { return false };
     if control_gone(fd) {
         return true;
     }
-    Timer::after(UPLOAD_END_GRACE).await;
-    control_gone(fd)
+    if !replaces {
+        return false;
+    }
+    let until = std::time::Instant::now() + UPLOAD_END_GRACE;
+    while std::time::Instant::now() < until {
+        Timer::after(Duration::from_micros(200)).await;
+        if control_gone(fd) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Runs `f`, or gives up after `d`.
@@ -381,7 +392,7 @@ where
             let received = receive(stream, &mut upload, opts, abort).await;
             match received {
                 Ok(total) => {
-                    if client_gone(opts.control.as_ref()).await {
+                    if client_gone(opts.control.as_ref(), upload.replaces_existing()).await {
                         upload.abort().await;
                         return Err(TransferError::ConnectionLost);
                     }
