@@ -405,10 +405,8 @@ impl Recorder {
         if !self.log.has_pending.load(Ordering::Acquire) {
             return Ok(());
         }
-        let log = Arc::clone(&self.log);
-        blocking::unblock(move || log.retry_pending())
-            .await
-            .map_err(|e| unavailable(&e))
+        // One short write, inline (like the line itself).
+        self.log.retry_pending().map_err(|e| unavailable(&e))
     }
 
     fn record_now(
@@ -431,7 +429,8 @@ impl Recorder {
         })
     }
 
-    /// Writes one line on the blocking pool; `Other` if it cannot.
+    /// Writes one line: one `O_APPEND` write of a few hundred bytes, inline (a trip to the
+    /// blocking pool would cost more than the write); `Other` if it cannot.
     async fn record(
         &self,
         op: Op,
@@ -440,19 +439,13 @@ impl Recorder {
         bytes: Option<u64>,
         outcome: Outcome,
     ) -> Result<()> {
-        let this = self.clone();
-        let path = path.clone();
-        let to = to.cloned();
-        blocking::unblock(move || {
-            this.record_now(
-                op,
-                path.as_str(),
-                to.as_ref().map(VirtualPath::as_str),
-                bytes,
-                outcome,
-            )
-        })
-        .await
+        self.record_now(
+            op,
+            path.as_str(),
+            to.map(VirtualPath::as_str),
+            bytes,
+            outcome,
+        )
         .map_err(|e| unavailable(&e))
     }
 
@@ -460,9 +453,8 @@ impl Recorder {
     /// written, it is dropped (the upload will be aborted), unless part of it reached the
     /// file: then it is completed later, followed by a line that records the failure.
     async fn record_before_commit(&self, op: Op, path: &VirtualPath, bytes: u64) -> Result<()> {
-        let this = self.clone();
-        let path = path.clone();
-        blocking::unblock(move || {
+        let this = self;
+        let inline = move || {
             let record = |outcome| Record {
                 time: now(),
                 user: &this.user,
@@ -485,9 +477,8 @@ impl Recorder {
                     Err(e)
                 }
             }
-        })
-        .await
-        .map_err(|e| unavailable(&e))
+        };
+        inline().map_err(|e| unavailable(&e))
     }
 
     /// Runs a change that is complete when `f` returns, and records it.

@@ -60,12 +60,16 @@
 //! Copies use the kernel's `copy_file_range` (falling back to reading and writing) into a
 //! temporary beside the target, renamed into place when complete.
 //!
-//! Files are streamed, never held whole in memory: readers and uploads are
-//! [`async_fs::File`]s over the descriptor opened beneath the root, and a reader hands that
-//! descriptor to the runtime for `sendfile` ([`ReadFile::as_raw_file`]).
+//! Files are streamed, never held whole in memory: readers are [`async_fs::File`]s over the
+//! descriptor opened beneath the root (and hand that descriptor to the runtime for
+//! `sendfile`, [`ReadFile::as_raw_file`]); uploads write each chunk with one `write(2)`.
 //!
-//! Every system call that may block runs on the [`blocking`] thread pool, never on the
-//! executor's threads (except the single `unlinkat` of a dropped upload).
+//! **Where calls run.** Metadata calls (open, stat, mkdir, unlink, rename, chmod, utimes) and
+//! upload writes, which take microseconds on a local file system, run inline on the calling
+//! thread: handing each to a thread pool costs two context switches, more than the call.
+//! Listings, copies and fsync, which can take long, run on the [`blocking`] thread pool.
+//! For slow file systems (NFS, FUSE), [`DiskStorage::with_blocking_pool`] moves every
+//! metadata call to the pool too.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -78,7 +82,6 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_lite::io::AsyncWriteExt;
 use rustix::fs::{
     self as rfs, AtFlags, CWD, FileType, Mode, OFlags, RenameFlags, ResolveFlags, SeekFrom, Stat,
     Timespec, Timestamps,
@@ -110,6 +113,8 @@ struct Inner {
     fsync: AtomicBool,
     /// Whether `openat2` is used (otherwise: walk with `O_NOFOLLOW`, refusing symlinks).
     kernel_resolve: AtomicBool,
+    /// Whether metadata calls run on the blocking pool instead of inline.
+    pooled: AtomicBool,
 }
 
 impl fmt::Debug for DiskStorage {
@@ -224,6 +229,7 @@ impl DiskStorage {
                 root_path,
                 fsync: AtomicBool::new(false),
                 kernel_resolve: AtomicBool::new(kernel_resolve),
+                pooled: AtomicBool::new(false),
             }),
         })
     }
@@ -233,6 +239,15 @@ impl DiskStorage {
     #[must_use]
     pub fn with_fsync(self, on: bool) -> Self {
         self.inner.fsync.store(on, Ordering::Relaxed);
+        self
+    }
+
+    /// Runs every metadata call on the blocking thread pool instead of inline: for file
+    /// systems where a `stat` or `rename` can take milliseconds (NFS, FUSE). Off by default;
+    /// shared by clones.
+    #[must_use]
+    pub fn with_blocking_pool(self, on: bool) -> Self {
+        self.inner.pooled.store(on, Ordering::Relaxed);
         self
     }
 
@@ -313,6 +328,9 @@ impl DiskStorage {
         &self,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        if !self.inner.pooled.load(Ordering::Relaxed) {
+            return f(&self.inner);
+        }
         let inner = Arc::clone(&self.inner);
         blocking::unblock(move || f(&inner)).await
     }
@@ -868,7 +886,7 @@ impl Storage for DiskStorage {
         let path = path.clone();
         let opened = self.run(move |inner| inner.open_write(&path, mode)).await?;
         Ok(DiskUpload {
-            file: Some(async_fs::File::from(opened.file)),
+            file: Some(opened.file),
             temp: opened.temp,
             base: opened.base,
             fsync: self.inner.fsync(),
@@ -951,7 +969,7 @@ impl ReadFile for DiskReader {
 #[derive(Debug)]
 pub struct DiskUpload {
     /// `None` once committed or aborted.
-    file: Option<async_fs::File>,
+    file: Option<std::fs::File>,
     temp: Option<Temp>,
     /// The file's size when opened (append) or the offset (at); 0 for a temporary.
     base: u64,
@@ -974,59 +992,60 @@ fn finished() -> io::Error {
 }
 
 impl AsyncWrite for DiskUpload {
+    /// One `write(2)` into the page cache, inline (see the module docs).
     fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.file.as_mut() {
-            Some(f) => Pin::new(f).poll_write(cx, buf),
+        match self.file.as_ref() {
+            Some(mut f) => Poll::Ready(f.write(buf)),
             None => Poll::Ready(Err(finished())),
         }
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.file.as_mut() {
-            Some(f) => Pin::new(f).poll_flush(cx),
+    /// Nothing is buffered in user space.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.file {
+            Some(_) => Poll::Ready(Ok(())),
             None => Poll::Ready(Err(finished())),
         }
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Closing is committing or aborting; here it only flushes.
-        match self.file.as_mut() {
-            Some(f) => Pin::new(f).poll_flush(cx),
-            None => Poll::Ready(Ok(())),
-        }
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
 impl Upload for DiskUpload {
     async fn commit(mut self) -> Result<u64> {
-        let Some(mut file) = self.file.take() else {
+        let Some(file) = self.file.take() else {
             return Err(Error::with_source(StorageError::Other, finished()));
         };
-        file.flush().await?;
-        if self.fsync {
-            file.sync_all().await?;
-        }
         let temp = self.temp.take();
         let base = self.base;
-        blocking::unblock(move || {
+        let fsync = self.fsync;
+        let finish = move || {
+            if fsync {
+                sys(rfs::fsync(&file))?;
+            }
             let st = sys(rfs::fstat(&file))?;
             drop(file);
             if let Some(temp) = temp {
                 temp.commit()?;
             }
             Ok(size(&st).saturating_sub(base))
-        })
-        .await
+        };
+        if fsync {
+            // fsync can take long: on the pool (`Temp::commit` syncs the folder too).
+            return blocking::unblock(finish).await;
+        }
+        finish()
     }
 
     async fn abort(mut self) {
-        let file = self.file.take();
-        let temp = self.temp.take();
-        blocking::unblock(move || drop((file, temp))).await;
+        // One unlink of the temporary, inline.
+        drop((self.file.take(), self.temp.take()));
     }
 
     fn replaces_existing(&self) -> bool {

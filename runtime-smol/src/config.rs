@@ -141,6 +141,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Most verbose log level shown: error, warn, info, debug, trace.
     pub log_level: tracing::Level,
+    /// Threads that run connections (0: half the cores, rounded up).
+    pub threads: usize,
 }
 
 impl Default for Settings {
@@ -178,6 +180,20 @@ impl Settings {
             greeting: "Ferry FTP server ready.".into(),
             log_format: LogFormat::Text,
             log_level: tracing::Level::INFO,
+            threads: 0,
+        }
+    }
+
+    /// Threads that run connections: [`Settings::threads`], or half the cores rounded up.
+    /// The other half is left to the kernel's network stack, the blocking pool (password
+    /// checks, listings) and, on small machines, the clients: on 2 cores shared with the
+    /// benchmark's clients, one thread did a third more small transfers per second than two
+    /// (BENCHMARKS.md).
+    #[must_use]
+    pub fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
+            n => n,
         }
     }
 
@@ -284,6 +300,7 @@ struct FileSettings {
     greeting: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
+    threads: Option<usize>,
 }
 
 /// Parses `value` for `key`, or says which key, which value and why not.
@@ -383,6 +400,7 @@ impl FileSettings {
             shutdown_grace => shutdown_grace via secs,
             fsync => fsync,
             greeting => greeting,
+            threads => threads,
         }
         if let Some(v) = self.log_format {
             s.log_format = parse_value("log_format", &v)?;

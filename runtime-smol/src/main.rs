@@ -165,6 +165,9 @@ struct ServeArgs {
     /// The audit log [default: <data-dir>/audit.log].
     #[arg(long, env = "FERRY_AUDIT_LOG", value_name = "FILE")]
     audit_log: Option<PathBuf>,
+    /// Threads that run connections [default: half the cores, rounded up].
+    #[arg(long, env = "FERRY_THREADS", value_name = "N")]
+    threads: Option<usize>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "FERRY_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<LogFormat>,
@@ -193,7 +196,7 @@ impl ServeArgs {
             require_tls, tls_session_reuse, max_connections, max_connections_per_ip,
             idle_timeout => secs, data_timeout => secs, stall_timeout => secs,
             max_login_failures, max_failures_per_ip, ban_time => secs, shutdown_grace => secs,
-            fsync, greeting, users_file => Some, audit_log => Some, log_format, log_level,
+            fsync, greeting, users_file => Some, audit_log => Some, log_format, log_level, threads,
         }
         if let Some(ms) = self.login_failure_delay_ms {
             s.login_failure_delay = Duration::from_millis(ms);
@@ -289,61 +292,55 @@ fn serve(settings: Settings) -> Result<(), String> {
     };
     let users = DiskUsers::new(accounts, settings.fsync);
     let data_dir = settings.data_dir.clone();
+    let settings_threads = settings.worker_threads();
     let reload = settings.tls_cert.clone().zip(settings.tls_key.clone());
     let mut server = Server::new(settings, users, audit);
     if let Some(tls) = &tls {
         server = server.with_tls(tls.clone());
     }
-    let ex = Arc::new(smol::Executor::new());
-    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    let (stop_workers, workers_stopped) = smol::channel::unbounded::<()>();
-    for i in 0..threads.saturating_sub(1) {
-        let ex = ex.clone();
-        let stopped = workers_stopped.clone();
-        std::thread::Builder::new()
-            .name(format!("ferry-{i}"))
-            .spawn(move || smol::block_on(ex.run(stopped.recv())))
-            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+    let threads = settings_threads;
+    let bound = smol::block_on(server.bind()).map_err(|e| e.to_string())?;
+    for addr in bound.local_addrs() {
+        tracing::info!(%addr, data_dir = %data_dir.display(), threads, "listening");
+        println!(
+            "Ferry listening on ftp://{addr} (data in {})",
+            data_dir.display()
+        );
     }
-    let result = smol::block_on(ex.run(async {
-        let bound = server.bind().await.map_err(|e| e.to_string())?;
-        for addr in bound.local_addrs() {
-            tracing::info!(%addr, data_dir = %data_dir.display(), "listening");
-            println!("Ferry listening on ftp://{addr} (data in {})", data_dir.display());
-        }
-        let _ = io::stdout().flush();
-        let stop = bound.shutdown_handle();
-        let mut signals = async_signal::Signals::new([
-            async_signal::Signal::Int,
-            async_signal::Signal::Term,
-            async_signal::Signal::Hup,
-        ])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        ex.spawn(async move {
-            while let Some(Ok(signal)) = signals.next().await {
-                if signal == async_signal::Signal::Hup {
-                    match (&tls, &reload) {
-                        (Some(tls), Some((cert, key))) => match tls::load(cert, key) {
-                            Ok(config) => {
-                                tls.replace(config);
-                                tracing::info!("reloaded the TLS certificate and key");
-                            }
-                            Err(e) => tracing::error!(error = %e, "cannot reload the TLS certificate; keeping the old one"),
-                        },
-                        _ => tracing::info!("SIGHUP: nothing to reload"),
-                    }
-                } else {
-                    tracing::info!(?signal, "stopping: no new connections; running transfers may finish");
-                    stop.trigger();
+    let _ = io::stdout().flush();
+    let stop = bound.shutdown_handle();
+    let mut signals = async_signal::Signals::new([
+        async_signal::Signal::Int,
+        async_signal::Signal::Term,
+        async_signal::Signal::Hup,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let handle_signals = async move {
+        while let Some(Ok(signal)) = signals.next().await {
+            if signal == async_signal::Signal::Hup {
+                match (&tls, &reload) {
+                    (Some(tls), Some((cert, key))) => match tls::load(cert, key) {
+                        Ok(config) => {
+                            tls.replace(config);
+                            tracing::info!("reloaded the TLS certificate and key");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot reload the TLS certificate; keeping the old one")
+                        }
+                    },
+                    _ => tracing::info!("SIGHUP: nothing to reload"),
                 }
+            } else {
+                tracing::info!(
+                    ?signal,
+                    "stopping: no new connections; running transfers may finish"
+                );
+                stop.trigger();
             }
-        })
-        .detach();
-        bound.run(&ex).await;
-        Ok::<(), String>(())
-    }));
-    drop(stop_workers);
-    result
+        }
+    };
+    bound.run_threads(threads, handle_signals);
+    Ok(())
 }
 
 /// Reads a new password: from standard input's first line, or twice at a hidden prompt.
