@@ -575,6 +575,10 @@ impl<S: Storage> Storage for Audited<S> {
         self.inner.metadata(path)
     }
 
+    fn list_names(&self, path: &VirtualPath) -> impl Future<Output = Result<S::Lister>> + Send {
+        self.inner.list_names(path)
+    }
+
     fn list(&self, path: &VirtualPath) -> impl Future<Output = Result<S::Lister>> + Send {
         self.inner.list(path)
     }

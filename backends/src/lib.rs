@@ -340,6 +340,12 @@ pub trait Storage: Send + Sync + 'static {
     /// Lists the folder `path` (`NotADirectory` if it is a file).
     fn list(&self, path: &VirtualPath) -> impl Future<Output = Result<Self::Lister>> + Send;
 
+    /// Lists the folder `path` for its names only (`NLST`): a tree may skip what it costs to
+    /// find each entry's metadata, which is then unspecified. By default, [`Storage::list`].
+    fn list_names(&self, path: &VirtualPath) -> impl Future<Output = Result<Self::Lister>> + Send {
+        self.list(path)
+    }
+
     /// Opens the regular file `path` for reading from byte `offset` on. Also returns its
     /// metadata as of the opening.
     fn open_read(

@@ -590,6 +590,20 @@ async fn listing_many<S: Storage>(s: &S, count: usize) {
         batch.clear();
     }
     assert_eq!(seen, count);
+    // Names only: the same names, in any order, across as many batches as it takes.
+    let mut lister = s.list_names(&p("/many")).await.unwrap();
+    let mut names = Vec::new();
+    while lister.next_batch(&mut batch).await.unwrap() {
+        names.extend(batch.iter().map(|e| e.name.to_owned()));
+        batch.clear();
+    }
+    names.sort();
+    let want: Vec<String> = (0..count).map(|i| format!("{i:06}")).collect();
+    assert!(
+        names == want,
+        "names-only listing differs: {} names",
+        names.len()
+    );
     assert!(
         batches > 1,
         "{count} entries should come in more than one batch"

@@ -278,3 +278,19 @@ fn the_root_is_opened_once() {
     fs::write(dir.path().join("file"), b"").unwrap();
     assert!(DiskStorage::new(dir.path().join("file")).is_err());
 }
+
+#[test]
+fn is_rooted_at_tells_whether_the_home_is_still_the_same_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let tree = DiskStorage::new(&home).unwrap();
+    assert!(tree.is_rooted_at(&home));
+    fs::rename(&home, dir.path().join("moved")).unwrap();
+    assert!(!tree.is_rooted_at(&home));
+    fs::create_dir(&home).unwrap();
+    assert!(
+        !tree.is_rooted_at(&home),
+        "a new folder at the same path is another folder"
+    );
+}

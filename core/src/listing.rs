@@ -128,6 +128,35 @@ fn write_mode(w: &mut impl fmt::Write, meta: &Metadata) -> fmt::Result {
     Ok(())
 }
 
+/// Writes `n` in `radix` (8 or 10), right-aligned in `width` with `fill`: what `write!` with
+/// `{:>12}` does, without the formatting machinery (listings write tens of thousands of
+/// numbers).
+fn write_number(
+    w: &mut impl fmt::Write,
+    mut n: u64,
+    width: usize,
+    fill: u8,
+    radix: u64,
+) -> fmt::Result {
+    let mut buf = [0u8; 24];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        // A digit: always ASCII.
+        buf[i] = b'0' + u8::try_from(n % radix).unwrap_or(0);
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    while buf.len() - i < width && i > 0 {
+        i -= 1;
+        buf[i] = fill;
+    }
+    // Digits and the fill are ASCII, so this is UTF-8.
+    w.write_str(core::str::from_utf8(&buf[i..]).unwrap_or_default())
+}
+
 /// Six months, the age past which `ls` shows the year instead of the time.
 const RECENT_SECS: i64 = 183 * 86_400;
 
@@ -149,16 +178,25 @@ pub fn write_list_line(w: &mut impl fmt::Write, entry: &Entry<'_>, now: UnixTime
     } else {
         entry.meta.size
     };
-    write!(w, "    1 ftp      ftp      {size:>12} ")?;
+    w.write_str("    1 ftp      ftp      ")?;
+    write_number(w, size, 12, b' ', 10)?;
+    w.write_char(' ')?;
     let t = entry.meta.modified.unwrap_or(UnixTime(0));
     let dt = t.to_datetime();
-    let month = MONTHS[usize::from(dt.month - 1)];
+    w.write_str(MONTHS[usize::from(dt.month - 1)])?;
+    w.write_char(' ')?;
+    write_number(w, u64::from(dt.day), 2, b' ', 10)?;
+    w.write_char(' ')?;
     if t.0 > now.0 - RECENT_SECS && t.0 <= now.0 + 3600 {
-        write!(w, "{month} {:>2} {:02}:{:02}", dt.day, dt.hour, dt.minute)?;
+        write_number(w, u64::from(dt.hour), 2, b'0', 10)?;
+        w.write_char(':')?;
+        write_number(w, u64::from(dt.minute), 2, b'0', 10)?;
     } else {
-        write!(w, "{month} {:>2} {:>5}", dt.day, dt.year)?;
+        write_number(w, u64::try_from(dt.year).unwrap_or(0), 5, b' ', 10)?;
     }
-    write!(w, " {}\r\n", entry.name)
+    w.write_char(' ')?;
+    w.write_str(entry.name)?;
+    w.write_str("\r\n")
 }
 
 /// Writes one `NLST` line: the name, after `prefix` and a `/` when a folder was named (so
@@ -167,11 +205,14 @@ pub fn write_list_line(w: &mut impl fmt::Write, entry: &Entry<'_>, now: UnixTime
 /// # Errors
 /// Only those of `w`.
 pub fn write_nlst_line(w: &mut impl fmt::Write, prefix: Option<&str>, name: &str) -> fmt::Result {
-    match prefix {
-        Some(p) if p.ends_with('/') => write!(w, "{p}{name}\r\n"),
-        Some(p) => write!(w, "{p}/{name}\r\n"),
-        None => write!(w, "{name}\r\n"),
+    if let Some(p) = prefix {
+        w.write_str(p)?;
+        if !p.ends_with('/') {
+            w.write_char('/')?;
+        }
     }
+    w.write_str(name)?;
+    w.write_str("\r\n")
 }
 
 /// Writes the facts of one entry, `type=file;size=3;...;` (no name, no line end).
@@ -194,12 +235,20 @@ pub fn write_facts(
         })?;
     }
     if facts.contains(Facts::SIZE) && meta.kind != FileKind::Dir {
-        write!(w, "size={};", meta.size)?;
+        w.write_str("size=")?;
+        write_number(w, meta.size, 0, b' ', 10)?;
+        w.write_char(';')?;
     }
     if facts.contains(Facts::MODIFY)
         && let Some(t) = meta.modified
     {
-        write!(w, "modify={};", t.to_datetime())?;
+        let dt = t.to_datetime();
+        w.write_str("modify=")?;
+        write_number(w, u64::try_from(dt.year).unwrap_or(0), 4, b'0', 10)?;
+        for part in [dt.month, dt.day, dt.hour, dt.minute, dt.second] {
+            write_number(w, u64::from(part), 2, b'0', 10)?;
+        }
+        w.write_char(';')?;
     }
     if facts.contains(Facts::PERM) {
         w.write_str("perm=")?;
@@ -213,7 +262,9 @@ pub fn write_facts(
     }
     if facts.contains(Facts::UNIX_MODE) {
         let mode = meta.mode.unwrap_or_else(|| default_mode(meta.kind)) & 0o7777;
-        write!(w, "unix.mode=0{mode:o};")?;
+        w.write_str("unix.mode=0")?;
+        write_number(w, u64::from(mode), 0, b'0', 8)?;
+        w.write_char(';')?;
     }
     Ok(())
 }

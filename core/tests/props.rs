@@ -306,3 +306,39 @@ fn config_limits_are_clamped() {
     let h = H::with_config(config);
     assert_eq!(h.s.input_capacity(), Config::MAX_LINE_LIMIT + 2);
 }
+
+proptest! {
+    /// The hand-written number formatting of listings equals `format!`'s.
+    #[test]
+    fn listing_lines_match_the_format_reference(
+        size in any::<u64>(),
+        t in 0i64..20_000_000_000,
+        now in 0i64..20_000_000_000,
+        mode in 0u32..0o7777,
+        dir in any::<bool>(),
+        name in "[a-z0-9 ._-]{1,20}",
+    ) {
+        use ferry_core::listing::{Facts, write_list_line, write_mlsd_line};
+        use ferry_core::{Entry, FileKind, Metadata};
+        let kind = if dir { FileKind::Dir } else { FileKind::File };
+        let meta = Metadata { kind, size, modified: Some(UnixTime(t)), mode: Some(mode) };
+        let entry = Entry { name: &name, meta };
+        let mut got = String::new();
+        write_list_line(&mut got, &entry, UnixTime(now)).unwrap();
+        let shown = if dir && size == 0 { 4096 } else { size };
+        let dt = UnixTime(t).to_datetime();
+        let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][usize::from(dt.month - 1)];
+        let when = if t > now - 183 * 86_400 && t <= now + 3600 {
+            format!("{month} {:>2} {:02}:{:02}", dt.day, dt.hour, dt.minute)
+        } else {
+            format!("{month} {:>2} {:>5}", dt.day, dt.year)
+        };
+        prop_assert_eq!(&got[10..], format!("    1 ftp      ftp      {shown:>12} {when} {name}\r\n"));
+        let mut got = String::new();
+        write_mlsd_line(&mut got, &entry, Facts::ALL, true).unwrap();
+        let size_fact = if dir { String::new() } else { format!("size={size};") };
+        let kind_fact = if dir { "dir" } else { "file" };
+        let perm = if dir { "cdeflmp" } else { "adfrw" };
+        prop_assert_eq!(got, format!("type={kind_fact};{size_fact}modify={dt};perm={perm};unix.mode=0{mode:o}; {name}\r\n"));
+    }
+}

@@ -72,7 +72,7 @@ impl Drop for Buffer {
 }
 
 /// Largest `sendfile` call: the stall timer restarts after each.
-const SENDFILE_CHUNK: usize = 4 << 20;
+const SENDFILE_CHUNK: usize = 1 << 20;
 
 /// A listing is written in pieces of about this size.
 const LIST_FLUSH: usize = 64 * 1024;
@@ -126,7 +126,13 @@ pub(crate) async fn open<S: Storage>(
                 .await
                 .map_err(|e| e.kind())?;
             if meta.is_dir() {
-                let lister = storage.list(&request.path).await.map_err(|e| e.kind())?;
+                // NLST needs names only: the tree may skip a stat per entry.
+                let lister = if request.format == ListFormat::Names {
+                    storage.list_names(&request.path).await
+                } else {
+                    storage.list(&request.path).await
+                };
+                let lister = lister.map_err(|e| e.kind())?;
                 Ok((
                     Prepared::List {
                         lister: Some(lister),

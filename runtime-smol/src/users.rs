@@ -39,6 +39,10 @@ pub trait Users: Send + Sync + 'static {
 pub struct DiskUsers {
     accounts: RwLock<Accounts>,
     fsync: bool,
+    /// One tree per home, shared by that user's sessions: one descriptor and one allocation
+    /// per user instead of per session (10,000 sessions of one user hit the descriptor
+    /// limit otherwise).
+    trees: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, DiskStorage>>,
 }
 
 impl DiskUsers {
@@ -48,6 +52,7 @@ impl DiskUsers {
         Self {
             accounts: RwLock::new(accounts),
             fsync,
+            trees: std::sync::Mutex::default(),
         }
     }
 }
@@ -78,9 +83,18 @@ impl Users for DiskUsers {
         let Some(account) = account else {
             return Ok(None);
         };
-        let storage = DiskStorage::new(&account.home)
-            .map_err(|e| format!("home folder {} of {user}: {e}", account.home.display()))?
-            .with_fsync(self.fsync);
+        let mut trees = self.trees.lock().map_err(|_| "trees lock poisoned")?;
+        let storage = match trees.get(&account.home) {
+            // Still the same folder (not removed and made again since).
+            Some(tree) if tree.is_rooted_at(&account.home) => tree.clone(),
+            _ => {
+                let tree = DiskStorage::new(&account.home)
+                    .map_err(|e| format!("home folder {} of {user}: {e}", account.home.display()))?
+                    .with_fsync(self.fsync);
+                trees.insert(account.home.clone(), tree.clone());
+                tree
+            }
+        };
         Ok(Some(Login {
             storage,
             read_only: account.read_only,
