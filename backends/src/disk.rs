@@ -688,7 +688,7 @@ impl Inner {
                 names_only: true,
                 stream: Some(Stream {
                     reading,
-                    cookie: None,
+                    buf: vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024],
                     done: false,
                 }),
             });
@@ -1156,16 +1156,16 @@ struct ListState {
     stream: Option<Stream>,
 }
 
-/// A folder read incrementally: each batch starts at the cookie (`d_off`) of the entry after
-/// the last one handed out.
+/// A folder read incrementally, one `getdents64` buffer after another.
 struct Stream {
     reading: OwnedFd,
-    cookie: Option<u64>,
+    buf: Vec<std::mem::MaybeUninit<u8>>,
     done: bool,
 }
 
-/// Names per batch of a streamed listing.
-const STREAM_BATCH: usize = 2048;
+/// Fewest names per batch of a streamed listing (a batch ends where a read of the folder
+/// does).
+const STREAM_BATCH: usize = 1024;
 
 impl fmt::Debug for ListState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1185,43 +1185,32 @@ impl ListState {
         }
     }
 
-    /// Fills `scratch` with the next names of a streamed listing.
+    /// Fills `scratch` with the next names of a streamed listing: what `getdents64` returns
+    /// into the stream's buffer, taken whole (at least [`STREAM_BATCH`] names unless the
+    /// folder ends), so that the folder's position never needs a seek: on ext4 a seek back
+    /// makes the kernel rebuild its hashed-order state.
     fn fill_stream(&mut self) -> Result<()> {
         self.scratch.clear();
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
-        let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024];
-        while self.scratch.is_empty() && !stream.done {
-            if let Some(c) = stream.cookie {
-                sys(rfs::seek(&stream.reading, SeekFrom::Start(c)))?;
-            }
-            let mut raw = rfs::RawDir::new(&stream.reading, &mut buf);
-            let mut cookie = None;
-            loop {
-                let Some(entry) = raw.next() else {
-                    stream.done = true;
-                    break;
-                };
-                let entry = sys(entry)?;
-                cookie = Some(entry.next_entry_cookie());
-                let name = entry.file_name().to_bytes();
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                let Ok(name) = std::str::from_utf8(name) else {
-                    continue;
-                };
-                if name.starts_with(TEMP_PREFIX) {
-                    continue;
-                }
+        let mut raw = rfs::RawDir::new(&stream.reading, &mut stream.buf);
+        while !stream.done {
+            let Some(entry) = raw.next() else {
+                stream.done = true;
+                break;
+            };
+            let entry = sys(entry)?;
+            let name = entry.file_name().to_bytes();
+            if name != b"."
+                && name != b".."
+                && let Ok(name) = std::str::from_utf8(name)
+                && !name.starts_with(TEMP_PREFIX)
+            {
                 self.scratch.push(name, NAMES_ONLY);
-                if self.scratch.len() >= STREAM_BATCH {
-                    break;
-                }
             }
-            if cookie.is_some() {
-                stream.cookie = cookie;
+            if raw.is_buffer_empty() && self.scratch.len() >= STREAM_BATCH {
+                break;
             }
         }
         Ok(())
