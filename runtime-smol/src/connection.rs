@@ -144,17 +144,25 @@ struct Conn<U: Users> {
     passive: Option<Async<std::net::TcpListener>>,
     /// Boxed: most sessions have none running.
     transfer: Option<Box<Running>>,
-    data_tls: Option<DataTls>,
+    /// Boxed: only FTPS sessions have one.
+    data_tls: Option<Box<DataTls>>,
     shutdown_seen: bool,
+    started: StdInstant,
 }
 
-/// Serves one control connection until it ends.
-pub(crate) async fn serve<U: Users>(ctx: Arc<Ctx<U>>, stream: Async<TcpStream>, peer: SocketAddr) {
+/// Serves one control connection until it ends; `guard` (the connection's admission) is
+/// dropped then. Not an `async fn`: the state is set up here and moved whole into the
+/// future, which then holds it once (an `async fn` would also keep its arguments).
+pub(crate) fn serve<U: Users, G: Send + 'static>(
+    ctx: Arc<Ctx<U>>,
+    stream: Async<TcpStream>,
+    peer: SocketAddr,
+    guard: G,
+) -> impl Future<Output = ()> + Send + 'static {
     let local = stream.get_ref().local_addr().unwrap_or(peer);
     // Replies are written whole, in one write each: Nagle's algorithm would hold them back
     // behind a delayed ACK.
     let _ = stream.get_ref().set_nodelay(true);
-    let started = StdInstant::now();
     tracing::info!(%peer, "session start");
     let session = Session::new(ctx.core, peer, local, ctx.now());
     let mut conn = Conn {
@@ -168,21 +176,27 @@ pub(crate) async fn serve<U: Users>(ctx: Arc<Ctx<U>>, stream: Async<TcpStream>, 
         transfer: None,
         data_tls: None,
         shutdown_seen: false,
+        started: StdInstant::now(),
     };
-    let result = conn.drive().await;
-    if let Some(mut t) = conn.transfer.take() {
-        // The client is gone: stop the transfer, but let it clean up (discard and audit an
-        // unfinished upload, or finish a commit already under way).
-        t.abort.close();
-        let ended = transfer::timeout(std::time::Duration::from_secs(10), t.future.as_mut()).await;
+    // `conn` is captured, not rebound: an `async fn` taking it would hold it twice.
+    async move {
+        let result = conn.drive().await;
+        if let Some(mut t) = conn.transfer.take() {
+            // The client is gone: stop the transfer, but let it clean up (discard and audit
+            // an unfinished upload, or finish a commit already under way).
+            t.abort.close();
+            let ended =
+                transfer::timeout(std::time::Duration::from_secs(10), t.future.as_mut()).await;
+            let user = conn.session.user().unwrap_or("-");
+            tracing::info!(%peer, user, what = t.what, path = %t.path, result = ?ended, "transfer cut off: control connection ended");
+        }
+        conn.control.close().await;
+        let secs = conn.started.elapsed().as_secs_f64();
         let user = conn.session.user().unwrap_or("-");
-        tracing::info!(%peer, user, what = t.what, path = %t.path, result = ?ended, "transfer cut off: control connection ended");
+        let error = result.err().map(|e| e.to_string());
+        tracing::info!(%peer, user, secs, error, "session end");
+        drop(guard);
     }
-    conn.control.close().await;
-    let secs = started.elapsed().as_secs_f64();
-    let user = conn.session.user().unwrap_or("-");
-    let error = result.err().map(|e| e.to_string());
-    tracing::info!(%peer, user, secs, error, "session end");
 }
 
 impl<U: Users> Conn<U> {
@@ -478,7 +492,7 @@ impl<U: Users> Conn<U> {
         };
         let tls = if t.protected {
             match &self.data_tls {
-                Some(tls) => Some(tls.clone()),
+                Some(tls) => Some(DataTls::clone(tls)),
                 None => {
                     let result = Err(TransferError::TlsHandshake);
                     self.session.handle_outcome(
@@ -541,7 +555,7 @@ impl<U: Users> Conn<U> {
         {
             Ok((stream, data)) => {
                 self.control = Control::Tls(Box::new(stream));
-                self.data_tls = Some(data);
+                self.data_tls = Some(Box::new(data));
                 tracing::info!(peer = %self.session.peer(), "control connection upgraded to TLS");
                 self.session
                     .handle_outcome(Outcome::TlsEstablished, self.ctx.now());
@@ -614,9 +628,9 @@ mod size_tests {
                 .await
                 .unwrap();
             let peer = stream.get_ref().local_addr().unwrap();
-            let fut = super::serve(bound.ctx_for_tests(), stream, peer);
+            let fut = super::serve(bound.ctx_for_tests(), stream, peer, ());
             let size = size_of_val(&fut);
-            assert!(size <= 1320, "a session's future grew to {size} bytes");
+            assert!(size <= 1216, "a session's future grew to {size} bytes");
         });
     }
 }

@@ -375,13 +375,12 @@ async fn accept_loop<U: Users>(
         };
         let serve: Pin<Box<dyn Future<Output = ()> + Send>> =
             match ctx.limits.admit(peer.ip(), &ctx.settings) {
-                Ok(admission) => {
-                    let ctx = ctx.clone();
-                    Box::pin(async move {
-                        crate::connection::serve(ctx, stream, peer).await;
-                        drop(admission);
-                    })
-                }
+                Ok(admission) => Box::pin(crate::connection::serve(
+                    ctx.clone(),
+                    stream,
+                    peer,
+                    admission,
+                )),
                 Err(refusal) => Box::pin(refuse(stream, peer, refusal)),
             };
         dispatch(Accepted { serve });
