@@ -3,10 +3,7 @@
 //! encoding). Run with `cargo bench -p ferry-core`; before the timings it prints how many
 //! heap allocations each command costs (zero without the `alloc` feature, where the core has
 //! no allocator at all).
-#![allow(unsafe_code, reason = "a counting global allocator")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group};
@@ -16,31 +13,9 @@ use ferry_core::parse_command;
 mod workload;
 use workload::{COMMANDS, LINES, logged_in, run};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
+#[path = "support/counting.rs"]
+mod counting;
+use counting::allocations;
 
 /// Prints the heap allocations per command, measured over 1,000 of each.
 fn report_allocations() {

@@ -2,40 +2,14 @@
 //! (the core then has no allocator at all); with it (as the smol runtime builds the core),
 //! one short-lived reply queue per command, returned when drained so that an idle session
 //! holds none, plus the paths a command carries. A budget per command keeps it that way.
-#![allow(unsafe_code, reason = "a counting global allocator")]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 #[path = "../benches/support/workload.rs"]
 mod workload;
 use workload::{COMMANDS, LINES, logged_in, run};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
+#[path = "../benches/support/counting.rs"]
+mod counting;
+use counting::allocations;
 
 /// The most allocations a command may cost with the `alloc` feature.
 fn budget(cmd: &str) -> u64 {
