@@ -13,10 +13,10 @@ use std::time::{Duration, Instant as StdInstant};
 
 use ferry_backends::memory::MemoryStorage;
 use ferry_backends::{EntryBatch, Lister as _, Storage as _, Upload as _};
-use ferry_core::ascii::{FromNetwork, ToNetwork};
 use ferry_core::{
-    Config, DataChannel, DataError, Event, Instant, ListFormat, LoginError, LoginInfo, Outcome,
-    Session, StorageOp, StorageReply, Transfer, TransferError, TransferKind, UnixTime,
+    Config, DataChannel, DataError, Event, FromNetwork, Instant, ListFormat, LoginError, LoginInfo,
+    Outcome, Request, Session, StorageOp, StorageReply, ToNetwork, Transfer, TransferError,
+    TransferKind, UnixTime,
 };
 use futures_lite::future::block_on;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -55,8 +55,8 @@ fn serve(mut control: TcpStream, tree: &MemoryStorage) -> io::Result<()> {
         while let Some(event) = session.poll_event() {
             match event {
                 Event::Reply(r) => control.write_all(r.to_string().as_bytes())?,
-                Event::Close => return Ok(()),
-                Event::CheckLogin { id, user, password } => {
+                Event::Request(Request::Close) => return Ok(()),
+                Event::Request(Request::CheckLogin { id, user, password }) => {
                     let ok = user.as_str() == "demo" && password.expose().as_str() == "demo";
                     let result = if ok {
                         Ok(LoginInfo::default())
@@ -65,11 +65,11 @@ fn serve(mut control: TcpStream, tree: &MemoryStorage) -> io::Result<()> {
                     };
                     session.handle_outcome(Outcome::LoginChecked { id, result }, now());
                 }
-                Event::Storage { id, op } => {
+                Event::Request(Request::Storage { id, op }) => {
                     let result = block_on(storage(tree, &op));
                     session.handle_outcome(Outcome::StorageDone { id, result }, now());
                 }
-                Event::OpenPassive { id, .. } => {
+                Event::Request(Request::OpenPassive { id, .. }) => {
                     passive = TcpListener::bind((local.ip(), 0)).ok();
                     let result = passive
                         .as_ref()
@@ -77,8 +77,8 @@ fn serve(mut control: TcpStream, tree: &MemoryStorage) -> io::Result<()> {
                         .ok_or(DataError);
                     session.handle_outcome(Outcome::PassiveOpened { id, result }, now());
                 }
-                Event::ClosePassive => passive = None,
-                Event::Transfer(t) => {
+                Event::Request(Request::ClosePassive) => passive = None,
+                Event::Request(Request::Transfer(t)) => {
                     let id = t.id;
                     let result = transfer(
                         tree,
@@ -92,8 +92,10 @@ fn serve(mut control: TcpStream, tree: &MemoryStorage) -> io::Result<()> {
                     session.handle_outcome(Outcome::TransferFinished { id, result }, now());
                 }
                 // Transfers above run to completion before the next command is read.
-                Event::Abort { .. } => {}
-                Event::StartTls => session.handle_outcome(Outcome::TlsFailed, now()),
+                Event::Request(Request::Abort { .. }) => {}
+                Event::Request(Request::StartTls) => {
+                    session.handle_outcome(Outcome::TlsFailed, now())
+                }
             }
         }
         if !input.is_empty() {
@@ -237,7 +239,7 @@ fn transfer(
                 let (s, from) = listener
                     .accept()
                     .map_err(|_| TransferError::DataConnection)?;
-                if ferry_core::command::same_host(from.ip(), peer.ip()) {
+                if from.ip().to_canonical() == peer.ip().to_canonical() {
                     break s;
                 }
             }

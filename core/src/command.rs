@@ -380,6 +380,6 @@ impl fmt::Display for Command<'_> {
 /// Whether two IP addresses are the same host, treating an IPv4-mapped IPv6 address as the
 /// IPv4 address it maps.
 #[must_use]
-pub fn same_host(a: IpAddr, b: IpAddr) -> bool {
+pub(crate) fn same_host(a: IpAddr, b: IpAddr) -> bool {
     a.to_canonical() == b.to_canonical()
 }

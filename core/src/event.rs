@@ -34,16 +34,25 @@ pub enum Family {
     V6,
 }
 
-/// Something the runtime must do. Drain them with [`Session::poll_event`] after every
-/// `handle_*` call and perform them in order.
+/// What the session has for the runtime: a reply to write, or a request to carry out. Drain
+/// them with [`Session::poll_event`] after every `handle_*` call and handle them in order.
 ///
 /// [`Session::poll_event`]: crate::Session::poll_event
 #[must_use]
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // Events are moved, never stored in bulk; no allocation.
 pub enum Event {
     /// Write this reply to the control connection.
     Reply(Reply),
+    /// Carry this out (after writing the replies before it).
+    Request(Request),
+}
+
+/// Something the runtime must do. Those that take time are answered with an [`Outcome`]
+/// carrying the request's [`OpId`]; at most one of those is pending at a time.
+#[must_use]
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Requests are moved, never stored in bulk; no allocation.
+pub enum Request {
     /// Check the user's password; answer with [`Outcome::LoginChecked`].
     CheckLogin {
         /// Echo this in the outcome.
@@ -294,21 +303,21 @@ impl ListRequest {
 pub enum Outcome {
     /// The password was checked.
     LoginChecked {
-        /// From [`Event::CheckLogin`].
+        /// From [`Request::CheckLogin`].
         id: OpId,
         /// Whether it was right.
         result: Result<LoginInfo, LoginError>,
     },
     /// A storage operation finished.
     StorageDone {
-        /// From [`Event::Storage`].
+        /// From [`Request::Storage`].
         id: OpId,
         /// Its result.
         result: Result<StorageReply, StorageError>,
     },
     /// A passive listener is open (or could not be).
     PassiveOpened {
-        /// From [`Event::OpenPassive`].
+        /// From [`Request::OpenPassive`].
         id: OpId,
         /// The address it listens on.
         result: Result<SocketAddr, DataError>,
@@ -316,14 +325,14 @@ pub enum Outcome {
     /// The file or listing of a transfer is open; the core now queues the 150 reply, and the
     /// runtime writes it before it connects the data channel.
     TransferOpened {
-        /// From [`Event::Transfer`].
+        /// From [`Request::Transfer`].
         id: OpId,
         /// The size of the file, when known.
         size: Option<u64>,
     },
     /// A transfer ended.
     TransferFinished {
-        /// From [`Event::Transfer`].
+        /// From [`Request::Transfer`].
         id: OpId,
         /// Bytes moved, or why it failed.
         result: Result<u64, TransferError>,

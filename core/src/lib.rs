@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use core::net::SocketAddr;
-//! use ferry_core::{Config, Event, Instant, LoginInfo, Outcome, Session};
+//! use ferry_core::{Config, Event, Instant, LoginInfo, Outcome, Request, Session};
 //!
 //! let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
 //! let local: SocketAddr = "127.0.0.1:2121".parse().unwrap();
@@ -30,13 +30,13 @@
 //!     while let Some(event) = session.poll_event() {
 //!         match event {
 //!             Event::Reply(reply) => wire.push_str(&reply.to_string()),
-//!             Event::CheckLogin { id, user, password } => {
+//!             Event::Request(Request::CheckLogin { id, user, password }) => {
 //!                 // A real runtime checks the users file, off the I/O thread.
 //!                 let ok = user.as_str() == "alice" && password.expose().as_str() == "secret";
 //!                 let result = if ok { Ok(LoginInfo::default()) } else { Err(ferry_core::LoginError::Rejected) };
 //!                 session.handle_outcome(Outcome::LoginChecked { id, result }, now);
 //!             }
-//!             Event::Close => {}
+//!             Event::Request(Request::Close) => {}
 //!             other => unreachable!("not in this dialog: {other:?}"),
 //!         }
 //!     }
@@ -76,34 +76,48 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
-pub mod ascii;
-pub mod command;
-pub mod config;
-pub mod event;
-pub mod framing;
+mod ascii;
+mod command;
+mod config;
+mod event;
+// Reachable from outside only through `testing` (the framing fuzz target checks it alone).
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub, dead_code))]
+mod framing;
 pub mod limits;
-pub mod listing;
-pub mod parse;
-pub mod path;
-pub mod reply;
-pub mod secret;
-pub mod session;
-pub mod storage;
-pub mod text;
-pub mod time;
+mod listing;
+mod parse;
+mod path;
+mod reply;
+mod secret;
+mod session;
+mod storage;
+mod text;
+mod time;
 
-pub use command::Command;
+pub use ascii::{FromNetwork, ToNetwork};
+pub use command::{
+    AuthMechanism, Command, DataType, EpsvArg, FileStructure, ListArgs, OptsArg, ProtLevel,
+    SiteCommand, TransferMode,
+};
 pub use config::{Config, TlsMode};
 pub use event::{
     DataChannel, DataError, Event, Family, ListFormat, ListRequest, LoginError, LoginInfo, OpId,
-    Outcome, Password, StorageOp, StorageReply, Transfer, TransferError, TransferKind, UserName,
+    Outcome, Password, Request, StorageOp, StorageReply, Transfer, TransferError, TransferKind,
+    UserName,
 };
 pub use listing::Facts;
 pub use parse::{ParseError, parse_command};
 pub use path::{PathError, VirtualPath};
-pub use reply::{Message, Refusal, Reply};
+pub use reply::{InsufficientSize, Message, Refusal, Reply, Status};
 pub use secret::Secret;
 pub use session::Session;
 pub use storage::{Entry, FileKind, Metadata, StorageError, WriteMode};
 pub use text::{CapacityError, Text};
 pub use time::{DateTime, Instant, UnixTime};
+
+/// Internals that the fuzz targets and the core's own tests check on their own (the
+/// `testing` feature). Not part of the stable API.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use crate::framing::{Frame, Framer, IAC, strip_telnet};
+}

@@ -171,7 +171,11 @@ const RECENT_SECS: i64 = 183 * 86_400;
 ///
 /// # Errors
 /// Only those of `w`.
-pub fn write_list_line(w: &mut impl fmt::Write, entry: &Entry<'_>, now: UnixTime) -> fmt::Result {
+pub(crate) fn write_list_line(
+    w: &mut impl fmt::Write,
+    entry: &Entry<'_>,
+    now: UnixTime,
+) -> fmt::Result {
     write_mode(w, &entry.meta)?;
     let size = if entry.meta.is_dir() && entry.meta.size == 0 {
         4096
@@ -204,7 +208,11 @@ pub fn write_list_line(w: &mut impl fmt::Write, entry: &Entry<'_>, now: UnixTime
 ///
 /// # Errors
 /// Only those of `w`.
-pub fn write_nlst_line(w: &mut impl fmt::Write, prefix: Option<&str>, name: &str) -> fmt::Result {
+pub(crate) fn write_nlst_line(
+    w: &mut impl fmt::Write,
+    prefix: Option<&str>,
+    name: &str,
+) -> fmt::Result {
     if let Some(p) = prefix {
         w.write_str(p)?;
         if !p.ends_with('/') {
@@ -221,7 +229,7 @@ pub fn write_nlst_line(w: &mut impl fmt::Write, prefix: Option<&str>, name: &str
 ///
 /// # Errors
 /// Only those of `w`.
-pub fn write_facts(
+pub(crate) fn write_facts(
     w: &mut impl fmt::Write,
     meta: &Metadata,
     facts: Facts,
@@ -273,7 +281,7 @@ pub fn write_facts(
 ///
 /// # Errors
 /// Only those of `w`.
-pub fn write_mlsd_line(
+pub(crate) fn write_mlsd_line(
     w: &mut impl fmt::Write,
     entry: &Entry<'_>,
     facts: Facts,
@@ -286,13 +294,13 @@ pub fn write_mlsd_line(
 /// Whether a name can be shown in a listing: one with CR or LF in it would split the line
 /// (and a client's parser with it), so listings leave such names out.
 #[must_use]
-pub fn is_listable(name: &str) -> bool {
+pub(crate) fn is_listable(name: &str) -> bool {
     !name.bytes().any(|b| b == b'\r' || b == b'\n')
 }
 
 /// Whether a path segment is a pattern (`*` or `?` in it).
 #[must_use]
-pub fn is_pattern(segment: &str) -> bool {
+pub(crate) fn is_pattern(segment: &str) -> bool {
     segment.contains(['*', '?'])
 }
 
@@ -300,7 +308,7 @@ pub fn is_pattern(segment: &str) -> bool {
 /// in `name` times a constant for the pattern's length: the greedy matcher keeps one
 /// backtrack point, never a stack, so no pattern can make it explode.
 #[must_use]
-pub fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     let (p, n): (&[u8], &[u8]) = (pattern.as_bytes(), name.as_bytes());
     let (mut pi, mut ni) = (0, 0);
     let mut star: Option<(usize, usize)> = None;

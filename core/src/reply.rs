@@ -341,28 +341,9 @@ impl fmt::Display for Reply {
 }
 
 /// A [`fmt::Write`] into a byte slice that fails when the slice is full.
-pub struct SliceWriter<'a> {
+struct SliceWriter<'a> {
     buf: &'a mut [u8],
     len: usize,
-}
-
-impl<'a> SliceWriter<'a> {
-    /// Writes into `buf` from its start.
-    pub fn new(buf: &'a mut [u8]) -> Self {
-        Self { buf, len: 0 }
-    }
-
-    /// Bytes written so far.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing was written.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 impl fmt::Write for SliceWriter<'_> {

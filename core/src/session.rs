@@ -20,7 +20,7 @@ use crate::command::{
 use crate::config::{Config, TlsMode};
 use crate::event::{
     DataChannel, Event, Family, ListFormat, ListRequest, LoginError, OpId, Outcome, Password,
-    StorageOp, StorageReply, Transfer, TransferError, TransferKind, UserName,
+    Request, StorageOp, StorageReply, Transfer, TransferError, TransferKind, UserName,
 };
 use crate::framing::{Frame, Framer, strip_telnet};
 use crate::listing::{Facts, is_pattern};
@@ -44,9 +44,9 @@ type Replies = Deque<Reply, MAX_REPLIES>;
 
 /// The queued request, boxed with `alloc` for the same reason.
 #[cfg(feature = "alloc")]
-type Action = alloc::boxed::Box<Event>;
+type Action = alloc::boxed::Box<Request>;
 #[cfg(not(feature = "alloc"))]
-type Action = Event;
+type Action = Request;
 
 /// Longest failed-login delay, as a power of two of the first: 1 s doubles to at most 32 s.
 const MAX_DELAY_DOUBLINGS: u32 = 5;
@@ -230,7 +230,7 @@ impl Session {
         self.tls
     }
 
-    /// Whether the session has asked to close (after [`Event::Close`]).
+    /// Whether the session has asked to close (after [`Request::Close`]).
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -494,9 +494,9 @@ impl Session {
             return Some(Event::Reply(r));
         }
         #[cfg(feature = "alloc")]
-        return self.action.take().map(|a| *a);
+        return self.action.take().map(|a| Event::Request(*a));
         #[cfg(not(feature = "alloc"))]
-        self.action.take()
+        self.action.take().map(Event::Request)
     }
 
     /// When to call [`Session::handle_timeout`] next, if ever.
@@ -522,7 +522,7 @@ impl Session {
         let _ = self.replies.push_back(r);
     }
 
-    fn act(&mut self, e: Event) {
+    fn act(&mut self, e: Request) {
         debug_assert!(self.action.is_none(), "two requests from one input");
         #[cfg(feature = "alloc")]
         let e = alloc::boxed::Box::new(e);
@@ -531,7 +531,7 @@ impl Session {
 
     fn close(&mut self) {
         self.closed = true;
-        self.act(Event::Close);
+        self.act(Request::Close);
     }
 
     fn touch(&mut self, now: Instant) {
@@ -556,7 +556,7 @@ impl Session {
     fn storage(&mut self, op: StorageOp, then: Then) {
         let id = self.id();
         self.pending = Pending::Storage(id, then);
-        self.act(Event::Storage { id, op });
+        self.act(Request::Storage { id, op });
     }
 
     /// Joins `arg` to the working directory, or replies why it can't.
@@ -585,7 +585,7 @@ impl Session {
 
     fn close_passive(&mut self) {
         if self.data == Data::Passive {
-            self.act(Event::ClosePassive);
+            self.act(Request::ClosePassive);
         }
         self.data = Data::None;
     }
@@ -610,7 +610,7 @@ impl Session {
             self.reply(Reply::text(234, text));
             self.phase = Phase::NeedUser;
             self.pending = Pending::Tls;
-            self.act(Event::StartTls);
+            self.act(Request::StartTls);
             return true;
         }
         false
@@ -961,7 +961,7 @@ impl Session {
                     Ok(password) => {
                         let id = self.id();
                         self.pending = Pending::Login(id);
-                        self.act(Event::CheckLogin {
+                        self.act(Request::CheckLogin {
                             id,
                             user,
                             password: Secret::new(password),
@@ -1058,7 +1058,7 @@ impl Session {
         self.data = Data::None;
         let id = self.id();
         self.pending = Pending::Passive { id, extended };
-        self.act(Event::OpenPassive { id, family });
+        self.act(Request::OpenPassive { id, family });
     }
 
     fn passive_opened(&mut self, addr: SocketAddr, extended: bool) {
@@ -1081,7 +1081,7 @@ impl Session {
             }
             None => {
                 self.data = Data::None;
-                self.act(Event::ClosePassive);
+                self.act(Request::ClosePassive);
                 self.reply(Reply::text(425, "PASV is for IPv4; use EPSV."));
             }
         }
@@ -1265,7 +1265,7 @@ impl Session {
         };
         self.pending = Pending::Transfer(running);
         let protected = self.private && channel != DataChannel::Control;
-        self.act(Event::Transfer(Transfer {
+        self.act(Request::Transfer(Transfer {
             id,
             kind,
             channel,
@@ -1280,7 +1280,7 @@ impl Session {
         {
             t.abort = true;
             let id = t.id;
-            self.act(Event::Abort { id });
+            self.act(Request::Abort { id });
         }
     }
 

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use ferry_core::{
-    Config, DataChannel, Event, Family, Instant, ListFormat, LoginInfo, OpId, Outcome, Session,
-    StorageOp, StorageReply, Transfer, TransferKind, VirtualPath, WriteMode,
+    Config, DataChannel, Event, Family, Instant, ListFormat, LoginInfo, OpId, Outcome, Request,
+    Session, StorageOp, StorageReply, Transfer, TransferKind, VirtualPath, WriteMode,
 };
 
 /// Drains the session: every event, replies rendered as wire text.
@@ -13,9 +13,17 @@ fn drain(s: &mut Session) -> Vec<String> {
     std::iter::from_fn(|| s.poll_event())
         .map(|e| match e {
             Event::Reply(r) => r.to_string(),
-            other => format!("{other:?}"),
+            Event::Request(other) => format!("{other:?}"),
         })
         .collect()
+}
+
+/// The next event, which must be a request (or nothing).
+fn request(s: &mut Session) -> Option<Request> {
+    match s.poll_event()? {
+        Event::Request(r) => Some(r),
+        Event::Reply(r) => panic!("a reply where a request was due: {r}"),
+    }
 }
 
 fn send(s: &mut Session, line: &str, now: Instant) -> Vec<String> {
@@ -43,7 +51,7 @@ fn a_whole_conversation() {
         ["331 Please specify the password.\r\n"]
     );
     assert_eq!(s.handle_input(b"PASS pw\r\n", now), 9);
-    let Some(Event::CheckLogin { id, user, password }) = s.poll_event() else {
+    let Some(Request::CheckLogin { id, user, password }) = request(&mut s) else {
         panic!()
     };
     assert_eq!(
@@ -64,10 +72,10 @@ fn a_whole_conversation() {
     assert_eq!(s.user(), Some("alice"));
 
     assert_eq!(s.handle_input(b"PASV\r\n", now), 6);
-    let Some(Event::OpenPassive {
+    let Some(Request::OpenPassive {
         id,
         family: Family::V4,
-    }) = s.poll_event()
+    }) = request(&mut s)
     else {
         panic!()
     };
@@ -88,7 +96,7 @@ fn a_whole_conversation() {
         ["200 Switching to Binary mode.\r\n"]
     );
     assert_eq!(s.handle_input(b"STOR notes.txt\r\n", now), 16);
-    let Some(Event::Transfer(t)) = s.poll_event() else {
+    let Some(Request::Transfer(t)) = request(&mut s) else {
         panic!()
     };
     assert_eq!(
@@ -125,7 +133,7 @@ fn a_whole_conversation() {
     assert_eq!(drain(&mut s), ["226 Transfer complete (11 bytes).\r\n"]);
 
     assert_eq!(s.handle_input(b"EPSV\r\n", now), 6);
-    let Some(Event::OpenPassive { id, .. }) = s.poll_event() else {
+    let Some(Request::OpenPassive { id, .. }) = request(&mut s) else {
         panic!()
     };
     s.handle_outcome(
@@ -140,7 +148,7 @@ fn a_whole_conversation() {
         ["229 Entering Extended Passive Mode (|||50002|).\r\n"]
     );
     assert_eq!(s.handle_input(b"LIST -l\r\n", now), 9);
-    let Some(Event::Transfer(t)) = s.poll_event() else {
+    let Some(Request::Transfer(t)) = request(&mut s) else {
         panic!()
     };
     let TransferKind::List(l) = &t.kind else {
@@ -170,7 +178,7 @@ fn a_whole_conversation() {
     );
 
     assert_eq!(s.handle_input(b"RNFR notes.txt\r\n", now), 16);
-    let Some(Event::Storage { id, op }) = s.poll_event() else {
+    let Some(Request::Storage { id, op }) = request(&mut s) else {
         panic!()
     };
     assert_eq!(op, StorageOp::Metadata(vp("/notes.txt")));
@@ -189,7 +197,7 @@ fn a_whole_conversation() {
     );
     assert_eq!(drain(&mut s), ["350 Ready for RNTO.\r\n"]);
     assert_eq!(s.handle_input(b"RNTO old notes.txt\r\n", now), 20);
-    let Some(Event::Storage { id, op }) = s.poll_event() else {
+    let Some(Request::Storage { id, op }) = request(&mut s) else {
         panic!()
     };
     assert_eq!(
@@ -209,7 +217,7 @@ fn a_whole_conversation() {
     assert_eq!(drain(&mut s), ["250 Rename successful.\r\n"]);
 
     assert_eq!(s.handle_input(b"DELE old notes.txt\r\n", now), 20);
-    let Some(Event::Storage { id, op }) = s.poll_event() else {
+    let Some(Request::Storage { id, op }) = request(&mut s) else {
         panic!()
     };
     assert_eq!(op, StorageOp::RemoveFile(vp("/old notes.txt")));

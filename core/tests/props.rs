@@ -5,11 +5,10 @@ mod harness;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use ferry_core::command::{
-    AuthMechanism, Command, DataType, EpsvArg, FileStructure, ListArgs, OptsArg, ProtLevel,
-    SiteCommand, TransferMode,
+use ferry_core::{
+    AuthMechanism, Command, Config, DataType, DateTime, EpsvArg, FileStructure, ListArgs, OptsArg,
+    ProtLevel, SiteCommand, TransferMode, UnixTime, VirtualPath, parse_command,
 };
-use ferry_core::{Config, DateTime, UnixTime, VirtualPath, parse_command};
 use harness::{H, check_reply};
 use proptest::prelude::*;
 
@@ -318,13 +317,19 @@ proptest! {
         dir in any::<bool>(),
         name in "[a-z0-9 ._-]{1,20}",
     ) {
-        use ferry_core::listing::{Facts, write_list_line, write_mlsd_line};
-        use ferry_core::{Entry, FileKind, Metadata};
+        use ferry_core::{Entry, Facts, FileKind, ListFormat, ListRequest, Metadata};
+        let request = |format| ListRequest {
+            path: VirtualPath::root(),
+            format,
+            pattern: None,
+            typed: None,
+            writable: true,
+        };
         let kind = if dir { FileKind::Dir } else { FileKind::File };
         let meta = Metadata { kind, size, modified: Some(UnixTime(t)), mode: Some(mode) };
         let entry = Entry { name: &name, meta };
         let mut got = String::new();
-        write_list_line(&mut got, &entry, UnixTime(now)).unwrap();
+        assert!(request(ListFormat::Long).write_entry(&mut got, &entry, UnixTime(now)).unwrap());
         let shown = if dir && size == 0 { 4096 } else { size };
         let dt = UnixTime(t).to_datetime();
         let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][usize::from(dt.month - 1)];
@@ -335,7 +340,7 @@ proptest! {
         };
         prop_assert_eq!(&got[10..], format!("    1 ftp      ftp      {shown:>12} {when} {name}\r\n"));
         let mut got = String::new();
-        write_mlsd_line(&mut got, &entry, Facts::ALL, true).unwrap();
+        assert!(request(ListFormat::Machine(Facts::ALL)).write_entry(&mut got, &entry, UnixTime(now)).unwrap());
         let size_fact = if dir { String::new() } else { format!("size={size};") };
         let kind_fact = if dir { "dir" } else { "file" };
         let perm = if dir { "cdeflmp" } else { "adfrw" };

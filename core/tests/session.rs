@@ -6,8 +6,8 @@ mod harness;
 use std::time::Duration;
 
 use ferry_core::{
-    Config, DataChannel, Event, Family, FileKind, ListFormat, LoginError, LoginInfo, Metadata,
-    Outcome, StorageError, StorageOp, StorageReply, TlsMode, TransferError, TransferKind, UnixTime,
+    Config, DataChannel, Family, FileKind, ListFormat, LoginError, LoginInfo, Metadata, Outcome,
+    Request, StorageError, StorageOp, StorageReply, TlsMode, TransferError, TransferKind, UnixTime,
     VirtualPath, WriteMode,
 };
 use harness::H;
@@ -38,7 +38,7 @@ fn dir() -> Metadata {
 #[track_caller]
 fn storage(h: &mut H, op: StorageOp, result: Result<StorageReply, StorageError>) {
     match h.event() {
-        Event::Storage { id, op: got } => {
+        Request::Storage { id, op: got } => {
             assert_eq!(got, op);
             h.outcome(Outcome::StorageDone { id, result });
         }
@@ -56,7 +56,7 @@ fn ready() -> H {
 
 fn pasv(h: &mut H) {
     h.send("PASV");
-    let Event::OpenPassive { id, family } = h.event() else {
+    let Request::OpenPassive { id, family } = h.event() else {
         panic!("want OpenPassive")
     };
     assert_eq!(family, Family::V4);
@@ -73,7 +73,7 @@ fn pasv(h: &mut H) {
 #[track_caller]
 fn transfer(h: &mut H) -> ferry_core::Transfer {
     match h.event() {
-        Event::Transfer(t) => t,
+        Request::Transfer(t) => t,
         other => panic!("want transfer, got {other:?}"),
     }
 }
@@ -175,7 +175,7 @@ fn failed_logins_are_delayed_growing_then_cut_off() {
     for attempt in 1..=3 {
         h.cmd("USER bench", 331);
         h.send("PASS wrong");
-        let Event::CheckLogin { id, user, password } = h.event() else {
+        let Request::CheckLogin { id, user, password } = h.event() else {
             panic!()
         };
         assert_eq!(user.as_str(), "bench");
@@ -219,7 +219,7 @@ fn login_service_unavailable_closes() {
     h.expect(220);
     h.cmd("USER bench", 331);
     h.send("PASS x");
-    let Event::CheckLogin { id, .. } = h.event() else {
+    let Request::CheckLogin { id, .. } = h.event() else {
         panic!()
     };
     h.outcome(Outcome::LoginChecked {
@@ -236,7 +236,7 @@ fn stale_outcomes_are_ignored() {
     h.expect(220);
     h.cmd("USER bench", 331);
     h.send("PASS secret");
-    let Event::CheckLogin { id, .. } = h.event() else {
+    let Request::CheckLogin { id, .. } = h.event() else {
         panic!()
     };
     let stale = ferry_core::OpId(id.0 + 7);
@@ -380,7 +380,7 @@ fn port_replaces_a_passive_listener() {
     let mut h = ready();
     h.send("PORT 127,0,0,1,4,1");
     h.expect(200);
-    assert!(matches!(h.event(), Event::ClosePassive));
+    assert!(matches!(h.event(), Request::ClosePassive));
 }
 
 #[test]
@@ -390,7 +390,7 @@ fn ipv6_control_connection() {
     h.cmd("PASV", 425);
     h.cmd("EPSV 1", 522);
     h.send("EPSV");
-    let Event::OpenPassive { id, family } = h.event() else {
+    let Request::OpenPassive { id, family } = h.event() else {
         panic!()
     };
     assert_eq!(family, Family::V6);
@@ -416,7 +416,7 @@ fn ipv4_mapped_peer_may_use_port() {
     h.login();
     h.cmd("PORT 127,0,0,1,4,1", 200);
     h.send("PASV");
-    let Event::OpenPassive { id, family } = h.event() else {
+    let Request::OpenPassive { id, family } = h.event() else {
         panic!()
     };
     assert_eq!(family, Family::V4);
@@ -439,7 +439,7 @@ fn pasv_uses_the_public_address_and_reports_failure() {
     let mut h = H::with_config(config);
     h.login();
     h.send("PASV");
-    let Event::OpenPassive { id, .. } = h.event() else {
+    let Request::OpenPassive { id, .. } = h.event() else {
         panic!()
     };
     h.outcome(Outcome::PassiveOpened {
@@ -451,7 +451,7 @@ fn pasv_uses_the_public_address_and_reports_failure() {
         "227 Entering Passive Mode (203,0,113,9,156,65).\r\n"
     );
     h.send("EPSV");
-    let Event::OpenPassive { id, .. } = h.event() else {
+    let Request::OpenPassive { id, .. } = h.event() else {
         panic!()
     };
     h.outcome(Outcome::PassiveOpened {
@@ -472,7 +472,7 @@ fn epsv_all_refuses_other_data_commands() {
     h.cmd("EPRT |1|127.0.0.1|2000|", 503);
     h.cmd("EPSV 3", 522);
     h.send("EPSV");
-    assert!(matches!(h.event(), Event::OpenPassive { .. }));
+    assert!(matches!(h.event(), Request::OpenPassive { .. }));
 }
 
 #[test]
@@ -679,7 +679,7 @@ fn abort_during_a_transfer() {
     h.cmd("NOOP", 200);
     // ABOR, even behind telnet IP/DM, is acted on at once.
     h.feed(b"\xff\xf4\xff\xf2ABOR\r\n");
-    let Event::Abort { id } = h.event() else {
+    let Request::Abort { id } = h.event() else {
         panic!("want Abort")
     };
     assert_eq!(id, t.id);
@@ -708,7 +708,7 @@ fn abort_after_the_transfer_completed() {
     });
     h.expect(150);
     h.send("ABOR");
-    assert!(matches!(h.event(), Event::Abort { .. }));
+    assert!(matches!(h.event(), Request::Abort { .. }));
     h.outcome(Outcome::TransferFinished {
         id: t.id,
         result: Ok(5),
@@ -718,7 +718,7 @@ fn abort_after_the_transfer_completed() {
     // Without a transfer, ABOR succeeds (RFC 959: 226) and drops a waiting listener.
     pasv(&mut h);
     h.cmd("ABOR", 226);
-    assert!(matches!(h.event(), Event::ClosePassive));
+    assert!(matches!(h.event(), Request::ClosePassive));
 }
 
 #[test]
@@ -1092,7 +1092,7 @@ fn read_only_accounts_cannot_change_anything() {
     h.expect(220);
     h.cmd("USER guest", 331);
     h.send("PASS x");
-    let Event::CheckLogin { id, .. } = h.event() else {
+    let Request::CheckLogin { id, .. } = h.event() else {
         panic!()
     };
     h.outcome(Outcome::LoginChecked {
@@ -1204,7 +1204,7 @@ fn shutdown_while_a_request_is_pending_ignores_its_outcome() {
     h.expect(220);
     h.cmd("USER bench", 331);
     h.send("PASS secret");
-    let Event::CheckLogin { id, .. } = h.event() else {
+    let Request::CheckLogin { id, .. } = h.event() else {
         panic!()
     };
     h.s.handle_shutdown();
@@ -1254,7 +1254,7 @@ fn auth_tls_discards_what_follows_in_the_same_read() {
     assert!(h.cmd("FEAT", 211).contains(" AUTH TLS\r\n"));
     h.feed(b"AUTH TLS\r\nUSER injected\r\nPASS x\r\n");
     assert_eq!(h.reply(), "234 AUTH TLS successful.\r\n");
-    assert!(matches!(h.event(), Event::StartTls));
+    assert!(matches!(h.event(), Request::StartTls));
     assert!(h.input.is_empty(), "the injected commands were dropped");
     h.quiet();
     h.outcome(Outcome::TlsEstablished);
@@ -1281,7 +1281,7 @@ fn tls_failure_closes() {
     let mut h = H::with_config(config);
     h.expect(220);
     h.cmd("AUTH SSL", 234);
-    assert!(matches!(h.event(), Event::StartTls));
+    assert!(matches!(h.event(), Request::StartTls));
     h.outcome(Outcome::TlsFailed);
     assert!(h.closed);
 }
@@ -1298,7 +1298,7 @@ fn required_tls_leaves_no_clear_text_path() {
     assert!(r.contains("AUTH TLS"), "{r}");
     h.cmd("PASS secret", 503);
     h.cmd("AUTH TLS", 234);
-    assert!(matches!(h.event(), Event::StartTls));
+    assert!(matches!(h.event(), Request::StartTls));
     h.outcome(Outcome::TlsEstablished);
     h.cmd("PBSZ 0", 200);
     h.cmd("PROT C", 534);
@@ -1320,7 +1320,7 @@ impl LoginAfter for H {
     fn login_after_greeting(&mut self) {
         self.cmd("USER bench", 331);
         self.send("PASS secret");
-        let Event::CheckLogin { id, .. } = self.event() else {
+        let Request::CheckLogin { id, .. } = self.event() else {
             panic!()
         };
         self.outcome(Outcome::LoginChecked {

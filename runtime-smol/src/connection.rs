@@ -19,8 +19,8 @@ use std::time::Instant as StdInstant;
 use ferry_backends::Storage;
 use ferry_backends::audit::Audited;
 use ferry_core::{
-    DataChannel, Event, LoginError, LoginInfo, OpId, Outcome, Session, StorageOp, StorageReply,
-    Transfer, TransferError, TransferKind,
+    DataChannel, Event, LoginError, LoginInfo, OpId, Outcome, Request, Session, StorageOp,
+    StorageReply, Transfer, TransferError, TransferKind,
 };
 use smol::future::FutureExt as _;
 use smol::io::{AsyncRead as _, AsyncWriteExt as _};
@@ -211,11 +211,11 @@ impl<U: Users> Conn<U> {
                             format_args!("{reply}"),
                         );
                     }
-                    Event::Close => {
+                    Event::Request(Request::Close) => {
                         self.flush().await?;
                         return Ok(());
                     }
-                    other => {
+                    Event::Request(other) => {
                         self.flush().await?;
                         // Boxed: the state of a request (a login, a storage call, a transfer
                         // being set up) would otherwise live in every idle session's future.
@@ -318,21 +318,21 @@ impl<U: Users> Conn<U> {
     }
 
     /// Carries out one request of the session.
-    async fn perform(&mut self, event: Event) -> io::Result<()> {
-        match event {
-            Event::CheckLogin { id, user, password } => {
+    async fn perform(&mut self, request: Request) -> io::Result<()> {
+        match request {
+            Request::CheckLogin { id, user, password } => {
                 let result = self
                     .check_login(user.as_str(), password.expose().as_str())
                     .await;
                 self.session
                     .handle_outcome(Outcome::LoginChecked { id, result }, self.ctx.now());
             }
-            Event::Storage { id, op } => {
+            Request::Storage { id, op } => {
                 let result = self.storage_op(&op).await;
                 self.session
                     .handle_outcome(Outcome::StorageDone { id, result }, self.ctx.now());
             }
-            Event::OpenPassive { id, .. } => {
+            Request::OpenPassive { id, .. } => {
                 self.passive = None;
                 let result = match transfer::bind_passive(
                     self.session.local().ip(),
@@ -353,18 +353,18 @@ impl<U: Users> Conn<U> {
                 self.session
                     .handle_outcome(Outcome::PassiveOpened { id, result }, self.ctx.now());
             }
-            Event::ClosePassive => self.passive = None,
-            Event::Transfer(t) => self.start_transfer(t).await?,
-            Event::Abort { id } => {
+            Request::ClosePassive => self.passive = None,
+            Request::Transfer(t) => self.start_transfer(t).await?,
+            Request::Abort { id } => {
                 // The transfer stops at its next step (at once, unless it is committing an
                 // upload) and reports how it ended through the loop.
                 if let Some(t) = self.transfer.as_ref().filter(|t| t.id == id) {
                     t.abort.close();
                 }
             }
-            Event::StartTls => self.start_tls().await,
+            Request::StartTls => self.start_tls().await,
             // Handled by the loop.
-            Event::Reply(_) | Event::Close => {}
+            Request::Close => {}
         }
         Ok(())
     }

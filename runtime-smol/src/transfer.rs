@@ -14,10 +14,9 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_backends::{EntryBatch, Lister, ReadFile, Storage, Upload};
-use ferry_core::ascii::{FromNetwork, ToNetwork};
-use ferry_core::command::same_host;
 use ferry_core::{
-    ListFormat, ListRequest, Metadata, StorageError, TransferError, TransferKind, UnixTime,
+    FromNetwork, ListFormat, ListRequest, Metadata, StorageError, ToNetwork, TransferError,
+    TransferKind, UnixTime,
 };
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -292,7 +291,9 @@ async fn accept_peer(
                 tracing::warn!(%peer, error = %e, "accepting a data connection failed");
                 return Err(TransferError::DataConnection);
             }
-            Some(Ok((stream, from))) if same_host(from.ip(), peer.ip()) => return Ok(stream),
+            Some(Ok((stream, from))) if from.ip().to_canonical() == peer.ip().to_canonical() => {
+                return Ok(stream);
+            }
             Some(Ok((stream, from))) => {
                 tracing::warn!(%peer, intruder = %from, "refused a data connection from another address than the client's");
                 drop(stream);

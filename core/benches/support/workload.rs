@@ -6,7 +6,7 @@
 use core::net::SocketAddr;
 
 use ferry_core::{
-    Config, Event, FileKind, Instant, LoginInfo, Metadata, Outcome, Session, StorageOp,
+    Config, Event, FileKind, Instant, LoginInfo, Metadata, Outcome, Request, Session, StorageOp,
     StorageReply, UnixTime,
 };
 
@@ -73,14 +73,14 @@ pub fn run(s: &mut Session, line: &[u8], out: &mut [u8]) -> usize {
     while let Some(event) = s.poll_event() {
         match event {
             Event::Reply(reply) => written += reply.encode(out).expect("the buffer fits a reply"),
-            Event::CheckLogin { id, .. } => s.handle_outcome(
+            Event::Request(Request::CheckLogin { id, .. }) => s.handle_outcome(
                 Outcome::LoginChecked {
                     id,
                     result: Ok(LoginInfo::default()),
                 },
                 NOW,
             ),
-            Event::Storage { id, op } => {
+            Event::Request(Request::Storage { id, op }) => {
                 let kind = match &op {
                     StorageOp::Metadata(p) if p.as_str().ends_with(".bin") => FileKind::File,
                     _ => FileKind::Dir,

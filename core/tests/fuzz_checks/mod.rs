@@ -5,10 +5,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use arbitrary::{Arbitrary, Unstructured};
-use ferry_core::framing::{Frame, Framer, strip_telnet};
+use ferry_core::testing::{Frame, Framer, strip_telnet};
 use ferry_core::{
     Config, DataError, Event, FileKind, Instant, LoginError, LoginInfo, Metadata, OpId, Outcome,
-    Session, StorageError, StorageReply, TransferError, VirtualPath, parse_command,
+    Request, Session, StorageError, StorageReply, TransferError, VirtualPath, parse_command,
 };
 
 /// `command`: the parser never panics, and what it parses formats back to the same command.
@@ -306,25 +306,27 @@ pub fn session(data: &[u8]) {
                     check_reply(&r);
                     None
                 }
-                Event::Close => {
-                    *closed = true;
-                    assert!(s.is_closed());
-                    None
-                }
-                Event::CheckLogin { id, .. } => Some((id, "login")),
-                Event::Storage { id, .. } => Some((id, "storage")),
-                Event::OpenPassive { id, .. } => Some((id, "passive")),
-                Event::Transfer(t) => Some((t.id, "transfer")),
-                Event::StartTls => Some((OpId(0), "tls")),
-                Event::Abort { id } => {
-                    assert_eq!(
-                        pending.map(|p| p.0),
-                        Some(id),
-                        "abort of a transfer that is not running"
-                    );
-                    None
-                }
-                Event::ClosePassive => None,
+                Event::Request(request) => match request {
+                    Request::Close => {
+                        *closed = true;
+                        assert!(s.is_closed());
+                        None
+                    }
+                    Request::CheckLogin { id, .. } => Some((id, "login")),
+                    Request::Storage { id, .. } => Some((id, "storage")),
+                    Request::OpenPassive { id, .. } => Some((id, "passive")),
+                    Request::Transfer(t) => Some((t.id, "transfer")),
+                    Request::StartTls => Some((OpId(0), "tls")),
+                    Request::Abort { id } => {
+                        assert_eq!(
+                            pending.map(|p| p.0),
+                            Some(id),
+                            "abort of a transfer that is not running"
+                        );
+                        None
+                    }
+                    Request::ClosePassive => None,
+                },
             };
             if let Some(r) = request {
                 assert!(

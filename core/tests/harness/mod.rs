@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ferry_core::{
     Config, DataChannel, Event, FileKind, Instant, LoginError, LoginInfo, Metadata, Outcome,
-    Session, StorageError, StorageOp, StorageReply, TransferKind, UnixTime, WriteMode,
+    Request, Session, StorageError, StorageOp, StorageReply, TransferKind, UnixTime, WriteMode,
 };
 
 pub const PEER: &str = "127.0.0.1:50000";
@@ -22,7 +22,7 @@ pub struct H {
     /// Replies not yet checked, as wire text (one string per reply, CR LF included).
     pub replies: std::collections::VecDeque<String>,
     /// Requests not yet answered.
-    pub events: std::collections::VecDeque<Event>,
+    pub events: std::collections::VecDeque<Request>,
     /// Bytes sent but not yet taken by the session.
     pub input: Vec<u8>,
     /// Whether the session asked to close.
@@ -161,8 +161,8 @@ impl H {
                         check_reply(&text);
                         self.replies.push_back(text);
                     }
-                    Event::Close => self.closed = true,
-                    other => self.events.push_back(other),
+                    Event::Request(Request::Close) => self.closed = true,
+                    Event::Request(other) => self.events.push_back(other),
                 }
             }
             if self.fake.is_some() && !self.events.is_empty() {
@@ -182,11 +182,11 @@ impl H {
         }
     }
 
-    fn answer(&mut self, e: Event) {
+    fn answer(&mut self, e: Request) {
         let now = self.now;
         let fake = self.fake.as_mut().unwrap();
         let outcome = match e {
-            Event::CheckLogin { id, user, password } => {
+            Request::CheckLogin { id, user, password } => {
                 let ok = (user.as_str() == "bench" && password.expose().as_str() == "secret")
                     || password.expose().as_str() == "ok";
                 let result = if ok {
@@ -196,11 +196,11 @@ impl H {
                 };
                 Some(Outcome::LoginChecked { id, result })
             }
-            Event::Storage { id, op } => Some(Outcome::StorageDone {
+            Request::Storage { id, op } => Some(Outcome::StorageDone {
                 id,
                 result: fake.storage(&op),
             }),
-            Event::OpenPassive { id, .. } => {
+            Request::OpenPassive { id, .. } => {
                 fake.passive_port += 1;
                 let addr = SocketAddr::new("127.0.0.1".parse().unwrap(), fake.passive_port);
                 Some(Outcome::PassiveOpened {
@@ -208,7 +208,7 @@ impl H {
                     result: Ok(addr),
                 })
             }
-            Event::Transfer(t) => {
+            Request::Transfer(t) => {
                 let result = match &t.kind {
                     TransferKind::Retrieve { path, .. } => fake.meta(path.as_str()).and_then(|m| {
                         if m.kind == FileKind::File {
@@ -247,8 +247,8 @@ impl H {
                     }),
                 }
             }
-            Event::StartTls => Some(Outcome::TlsEstablished),
-            Event::ClosePassive | Event::Abort { .. } | Event::Reply(_) | Event::Close => None,
+            Request::StartTls => Some(Outcome::TlsEstablished),
+            Request::ClosePassive | Request::Abort { .. } | Request::Close => None,
         };
         if let Some(o) = outcome {
             self.s.handle_outcome(o, now);
@@ -311,7 +311,7 @@ impl H {
     }
 
     /// The next request; panics if there is none.
-    pub fn event(&mut self) -> Event {
+    pub fn event(&mut self) -> Request {
         self.events.pop_front().expect("an event")
     }
 
@@ -336,7 +336,7 @@ impl H {
         self.cmd("USER bench", 331);
         self.send("PASS secret");
         if self.fake.is_none() {
-            let Event::CheckLogin { id, .. } = self.event() else {
+            let Request::CheckLogin { id, .. } = self.event() else {
                 panic!("want CheckLogin")
             };
             self.outcome(Outcome::LoginChecked {
