@@ -356,14 +356,20 @@ impl Command<'_> {
         }
     }
 
-    /// The data-connection address a `PORT` or `EPRT` names, if this is one.
+    /// Whether this command starts a transfer, and so takes a pending `REST` (any other
+    /// command leaves it set).
     #[must_use]
-    pub fn active_address(&self) -> Option<SocketAddr> {
-        match *self {
-            Self::Port(a) => Some(SocketAddr::V4(a)),
-            Self::Eprt(a) => Some(a),
-            _ => None,
-        }
+    pub(crate) fn starts_transfer(&self) -> bool {
+        matches!(
+            self,
+            Self::Retr(_)
+                | Self::Stor(_)
+                | Self::Appe(_)
+                | Self::Stou(_)
+                | Self::List(_)
+                | Self::Nlst(_)
+                | Self::Mlsd(_)
+        )
     }
 }
 

@@ -1,24 +1,18 @@
-//! Events: what the session asks of the runtime. Outcomes: what the runtime reports back.
-//!
-//! Events are imperative (do this); outcomes are past tense (this happened). Each request
-//! carries an [`OpId`] that its outcome echoes; an outcome whose id is not the one the session
-//! waits for (after `ABOR` or `REIN`, say) is ignored.
+//! Events: what the session has for the runtime, a reply to write or a [`Request`] to carry
+//! out. Requests are imperative (do this); their outcomes (`outcome.rs`) are past tense.
 
 use core::fmt;
 use core::net::SocketAddr;
 
 use crate::limits::{MAX_PASSWORD, MAX_PATH, MAX_PATTERN, MAX_USER};
 use crate::listing::{self, Facts};
+use crate::outcome::OpId;
 use crate::path::VirtualPath;
 use crate::reply::Reply;
 use crate::secret::Secret;
-use crate::storage::{Entry, Metadata, StorageError, WriteMode};
+use crate::storage::{Entry, Metadata, WriteMode};
 use crate::text::Text;
 use crate::time::UnixTime;
-
-/// Correlates a request with its outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpId(pub u32);
 
 /// A user name as typed at `USER`.
 pub type UserName = Text<MAX_USER>;
@@ -40,6 +34,7 @@ pub enum Family {
 /// [`Session::poll_event`]: crate::Session::poll_event
 #[must_use]
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Without `alloc` paths are inline; no allocation by design.
 pub enum Event {
     /// Write this reply to the control connection.
     Reply(Reply),
@@ -47,13 +42,13 @@ pub enum Event {
     Request(Request),
 }
 
-/// Something the runtime must do. Those that take time are answered with an [`Outcome`]
+/// Something the runtime must do. Those that take time are answered with an [`Outcome`](crate::Outcome)
 /// carrying the request's [`OpId`]; at most one of those is pending at a time.
 #[must_use]
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // Requests are moved, never stored in bulk; no allocation.
 pub enum Request {
-    /// Check the user's password; answer with [`Outcome::LoginChecked`].
+    /// Check the user's password; answer with [`Outcome::LoginChecked`](crate::Outcome::LoginChecked).
     CheckLogin {
         /// Echo this in the outcome.
         id: OpId,
@@ -62,7 +57,7 @@ pub enum Request {
         /// The password (redacted in `Debug`).
         password: Secret<Password>,
     },
-    /// Perform a storage operation; answer with [`Outcome::StorageDone`].
+    /// Perform a storage operation; answer with [`Outcome::StorageDone`](crate::Outcome::StorageDone).
     Storage {
         /// Echo this in the outcome.
         id: OpId,
@@ -71,7 +66,7 @@ pub enum Request {
     },
     /// Open a passive listener (replacing any earlier one) on the control connection's local
     /// address, accepting only the control connection's peer; answer with
-    /// [`Outcome::PassiveOpened`].
+    /// [`Outcome::PassiveOpened`](crate::Outcome::PassiveOpened).
     OpenPassive {
         /// Echo this in the outcome.
         id: OpId,
@@ -80,9 +75,9 @@ pub enum Request {
     },
     /// Close the passive listener, if one is open (it will not be used).
     ClosePassive,
-    /// Run a transfer: open the file or listing, report [`Outcome::TransferOpened`], write
+    /// Run a transfer: open the file or listing, report [`Outcome::TransferOpened`](crate::Outcome::TransferOpened), write
     /// the 150 reply that follows, connect the data channel, move the bytes, and report
-    /// [`Outcome::TransferFinished`].
+    /// [`Outcome::TransferFinished`](crate::Outcome::TransferFinished).
     Transfer(Transfer),
     /// Stop the running transfer at once; it then finishes with `TransferError::Aborted`.
     Abort {
@@ -90,7 +85,7 @@ pub enum Request {
         id: OpId,
     },
     /// After writing the replies before it, run the TLS handshake on the control
-    /// connection; answer with [`Outcome::TlsEstablished`] or [`Outcome::TlsFailed`]. Discard
+    /// connection; answer with [`Outcome::TlsEstablished`](crate::Outcome::TlsEstablished) or [`Outcome::TlsFailed`](crate::Outcome::TlsFailed). Discard
     /// any bytes received before the handshake.
     StartTls,
     /// After writing the replies before it, close the control connection.
@@ -100,7 +95,7 @@ pub enum Request {
 /// A storage operation, on paths the session has already normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageOp {
-    /// Report the metadata of a path ([`StorageReply::Metadata`]).
+    /// Report the metadata of a path ([`StorageReply::Metadata`](crate::StorageReply::Metadata)).
     Metadata(VirtualPath),
     /// Create a folder.
     MakeDir(VirtualPath),
@@ -123,8 +118,8 @@ pub enum StorageOp {
         to: VirtualPath,
     },
     /// Set a modification time, and report the time storage kept
-    /// ([`StorageReply::Metadata`]; a file system may clamp it), or just
-    /// [`StorageReply::Done`].
+    /// ([`StorageReply::Metadata`](crate::StorageReply::Metadata); a file system may clamp it), or just
+    /// [`StorageReply::Done`](crate::StorageReply::Done).
     SetModified {
         /// The file.
         path: VirtualPath,
@@ -146,15 +141,6 @@ impl StorageOp {
     pub fn is_mutation(&self) -> bool {
         !matches!(self, Self::Metadata(_))
     }
-}
-
-/// What a successful storage operation returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageReply {
-    /// Done, nothing to report.
-    Done,
-    /// The metadata asked for.
-    Metadata(Metadata),
 }
 
 /// Where a transfer's bytes go.
@@ -179,7 +165,7 @@ pub struct Transfer {
     pub kind: TransferKind,
     /// Over which connection.
     pub channel: DataChannel,
-    /// TYPE A: convert line ends ([`crate::ascii`]).
+    /// TYPE A: convert line ends ([`ToNetwork`](crate::ToNetwork), [`FromNetwork`](crate::FromNetwork)).
     pub ascii: bool,
     /// PROT P: run TLS on the data connection.
     pub protected: bool,
@@ -294,90 +280,4 @@ impl ListRequest {
             _ => self.write_entry(w, &entry, now).map(|_| ()),
         }
     }
-}
-
-/// What happened to a request. Report with [`Session::handle_outcome`].
-///
-/// [`Session::handle_outcome`]: crate::Session::handle_outcome
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The password was checked.
-    LoginChecked {
-        /// From [`Request::CheckLogin`].
-        id: OpId,
-        /// Whether it was right.
-        result: Result<LoginInfo, LoginError>,
-    },
-    /// A storage operation finished.
-    StorageDone {
-        /// From [`Request::Storage`].
-        id: OpId,
-        /// Its result.
-        result: Result<StorageReply, StorageError>,
-    },
-    /// A passive listener is open (or could not be).
-    PassiveOpened {
-        /// From [`Request::OpenPassive`].
-        id: OpId,
-        /// The address it listens on.
-        result: Result<SocketAddr, DataError>,
-    },
-    /// The file or listing of a transfer is open; the core now queues the 150 reply, and the
-    /// runtime writes it before it connects the data channel.
-    TransferOpened {
-        /// From [`Request::Transfer`].
-        id: OpId,
-        /// The size of the file, when known.
-        size: Option<u64>,
-    },
-    /// A transfer ended.
-    TransferFinished {
-        /// From [`Request::Transfer`].
-        id: OpId,
-        /// Bytes moved, or why it failed.
-        result: Result<u64, TransferError>,
-    },
-    /// The control connection now runs TLS.
-    TlsEstablished,
-    /// The TLS handshake failed; the connection is unusable.
-    TlsFailed,
-}
-
-/// A successful login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LoginInfo {
-    /// The account may read but not change anything.
-    pub read_only: bool,
-}
-
-/// A failed login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginError {
-    /// Unknown user or wrong password (the same to the client).
-    Rejected,
-    /// Accounts could not be checked (the users file is unreadable, say).
-    Unavailable,
-}
-
-/// A passive listener could not be opened (no free port in the range, say).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DataError;
-
-/// Why a transfer failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferError {
-    /// `ABOR` stopped it.
-    Aborted,
-    /// The data connection could not be made (or the client never connected in time).
-    DataConnection,
-    /// The data connection broke in the middle.
-    ConnectionLost,
-    /// No bytes moved for too long.
-    Stalled,
-    /// The TLS handshake on the data connection failed.
-    TlsHandshake,
-    /// The data connection did not resume the control connection's TLS session.
-    TlsNotResumed,
-    /// Storage failed.
-    Storage(StorageError),
 }

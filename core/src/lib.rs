@@ -54,19 +54,39 @@
 //! );
 //! ```
 //!
-//! A storage request ([`Event::Storage`]), a passive listener ([`Event::OpenPassive`]) and a
-//! transfer ([`Event::Transfer`]) work the same way: do it, then report an [`Outcome`] with
-//! the request's [`OpId`]. While one is pending the session takes no input (except `ABOR`,
-//! `STAT`, `NOOP` and `QUIT` during a transfer), so a runtime never needs more than one
-//! request in flight per connection.
+//! A storage request ([`Request::Storage`]), a passive listener ([`Request::OpenPassive`])
+//! and a transfer ([`Request::Transfer`]) work the same way: do it, then report an
+//! [`Outcome`] with the request's [`OpId`]. While one is pending the session takes no input
+//! (except `ABOR`, `STAT`, `NOOP` and `QUIT` during a transfer), so a runtime never needs
+//! more than one request in flight per connection.
 //!
 //! # What lives where
 //!
-//! - [`framing`]: lines out of a byte stream, telnet sequences removed, bounded length.
-//! - [`parse`] and [`command`]: the grammar (nom) and the zero-copy [`Command`].
-//! - [`session`]: the state machine. [`event`]: its requests and the runtime's outcomes.
-//! - [`reply`]: every reply text. [`listing`]: `LIST`, `NLST`, `MLSD` formats and patterns.
-//! - [`path`]: [`VirtualPath`], the lexical half of the jail. [`ascii`]: `TYPE A` conversion.
+//! The modules are private; what an embedder uses is re-exported at the crate root.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `framing` | lines out of a byte stream: CR optional, telnet sequences removed, bounded length |
+//! | `parse`, `command` | the grammar (nom, one function per RFC rule) and the zero-copy [`Command`] |
+//! | `session` | the machine ([`Session`]): state, inputs, outputs, and the command table |
+//! | `session/access` | `USER`, `PASS`, `REIN`, `QUIT`, `AUTH`, `PBSZ`, `PROT`, login delays |
+//! | `session/transfers` | `TYPE`, `MODE`, `REST`, `PORT`/`EPRT`, `PASV`/`EPSV`, `RETR`, `STOR`, `APPE`, `STOU`, `ABOR` |
+//! | `session/files` | `CWD`, `MKD`, `RMD`, `DELE`, `RNFR`/`RNTO`, `SIZE`, `MDTM`, `MFMT`, `SITE` |
+//! | `session/listings` | `LIST`, `NLST`, `MLSD`, `MLST`, `STAT`, `FEAT`, `OPTS` |
+//! | `session/state` | the enums a session is made of (phase, pending request, transfer role, ...) |
+//! | `event`, `outcome` | [`Event`]/[`Request`] out to the runtime, [`Outcome`] back in |
+//! | `reply` | every reply text, by name, and how replies are encoded |
+//! | `listing` | `LIST`/`NLST`/`MLSD` line formats and `*`/`?` patterns |
+//! | `path` | [`VirtualPath`], the lexical half of the jail |
+//! | `ascii` | `TYPE A` line-end conversion ([`ToNetwork`], [`FromNetwork`]) |
+//! | `limits` | every capacity, with its reason |
+//!
+//! **Adding a command** touches four places: the parser's verb table and argument grammar
+//! (`parse.rs`), a variant of [`Command`] with its [`Command::encode`] arm (`command.rs`),
+//! one arm in the command table (`Session::command`, which says in which login state the
+//! command is valid) calling a handler in the session module of its concern, and the
+//! handler's replies, by name, in `reply.rs`. A command that needs the runtime adds a
+//! [`Request`] variant and the [`Outcome`] that answers it.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -85,6 +105,7 @@ mod event;
 mod framing;
 pub mod limits;
 mod listing;
+mod outcome;
 mod parse;
 mod path;
 mod reply;
@@ -101,11 +122,11 @@ pub use command::{
 };
 pub use config::{Config, TlsMode};
 pub use event::{
-    DataChannel, DataError, Event, Family, ListFormat, ListRequest, LoginError, LoginInfo, OpId,
-    Outcome, Password, Request, StorageOp, StorageReply, Transfer, TransferError, TransferKind,
-    UserName,
+    DataChannel, Event, Family, ListFormat, ListRequest, Password, Request, StorageOp, Transfer,
+    TransferKind, UserName,
 };
 pub use listing::Facts;
+pub use outcome::{DataError, LoginError, LoginInfo, OpId, Outcome, StorageReply, TransferError};
 pub use parse::{ParseError, parse_command};
 pub use path::{PathError, VirtualPath};
 pub use reply::{InsufficientSize, Message, Refusal, Reply, Status};

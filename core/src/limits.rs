@@ -23,7 +23,9 @@ pub const MAX_PASSWORD: usize = 256;
 /// Longest name pattern (`*.txt`) kept for a listing, and longest `HOST` name (RFC 1035: 253).
 pub const MAX_PATTERN: usize = 255;
 
-/// Events one command can queue (a reply, a second reply, a request, and `Close`). The session
-/// handles one command per [`Session::handle_input`](crate::Session::handle_input) call, so the
-/// queue never holds more than this.
-pub const MAX_EVENTS: usize = 4;
+/// Replies one input can queue before its request: a transfer's own reply, then the 226 of
+/// an `ABOR` and the 221 of a `QUIT` (or the 421 of a shutdown) that came during it. The
+/// session handles one command per
+/// [`Session::handle_input`](crate::Session::handle_input) call, so the queue never holds
+/// more than this.
+pub const MAX_REPLIES: usize = 4;

@@ -46,34 +46,7 @@ pub enum ParseError {
     UnsupportedProtocol,
 }
 
-impl ParseError {
-    /// The reply code for this error.
-    #[must_use]
-    pub fn reply_code(self) -> u16 {
-        match self {
-            Self::Empty | Self::UnknownVerb => 500,
-            Self::NotImplemented => 502,
-            Self::MissingArgument | Self::BadArgument | Self::NotUtf8 => 501,
-            Self::UnsupportedParameter => 504,
-            Self::UnsupportedProtocol => 522,
-        }
-    }
-
-    /// The reply text for this error.
-    #[must_use]
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::Empty => "Empty command.",
-            Self::UnknownVerb => "Unknown command.",
-            Self::NotImplemented => "Command not implemented.",
-            Self::MissingArgument => "Missing argument.",
-            Self::BadArgument => "Syntax error in arguments.",
-            Self::NotUtf8 => "Argument is not valid UTF-8.",
-            Self::UnsupportedParameter => "Command not implemented for that parameter.",
-            Self::UnsupportedProtocol => "Network protocol not supported, use (1,2).",
-        }
-    }
-}
+// The reply code and text of each error are in `reply.rs`, with every other reply.
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

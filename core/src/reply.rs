@@ -9,8 +9,10 @@ use core::fmt;
 use core::net::SocketAddrV4;
 
 use crate::listing::{Facts, write_facts};
+use crate::outcome::TransferError;
+use crate::parse::ParseError;
 use crate::path::VirtualPath;
-use crate::storage::Metadata;
+use crate::storage::{Metadata, StorageError};
 use crate::text::Text;
 use crate::time::DateTime;
 
@@ -54,15 +56,6 @@ pub enum Message {
         time: DateTime,
         /// The file.
         path: VirtualPath,
-    },
-    /// `150 Opening BINARY mode data connection for path (n bytes).`
-    Opening {
-        /// ASCII or binary.
-        ascii: bool,
-        /// The file.
-        path: VirtualPath,
-        /// Its size, when known.
-        size: Option<u64>,
     },
     /// `200 MLST OPTS type;size;` (the facts now selected).
     MlstOpts(Facts),
@@ -133,17 +126,15 @@ impl Refusal {
     /// The 421 reply for this refusal.
     #[must_use]
     pub fn reply(self) -> Reply {
-        Reply::text(
-            421,
-            match self {
-                Self::TooManyConnections => "Too many connections; try again later.",
-                Self::TooManyFromAddress => "Too many connections from your address.",
-                Self::TooManyFailedLogins => {
-                    "Too many failed logins from your address; try again later."
-                }
-                Self::ShuttingDown => "Server shutting down.",
-            },
-        )
+        match self {
+            Self::TooManyConnections => Reply::text(421, "Too many connections; try again later."),
+            Self::TooManyFromAddress => Reply::text(421, "Too many connections from your address."),
+            Self::TooManyFailedLogins => Reply::text(
+                421,
+                "Too many failed logins from your address; try again later.",
+            ),
+            Self::ShuttingDown => Reply::SHUTTING_DOWN,
+        }
     }
 }
 
@@ -176,8 +167,12 @@ impl Reply {
 
     /// A reply with fixed text.
     #[must_use]
-    pub fn text(code: u16, text: &'static str) -> Self {
-        Self::new(code, Message::Text(text))
+    pub const fn text(code: u16, text: &'static str) -> Self {
+        Self {
+            code,
+            message: Message::Text(text),
+            open: false,
+        }
     }
 
     /// The first line of a multi-line reply whose body and last line follow separately (`STAT`
@@ -246,17 +241,6 @@ impl Reply {
             Message::Number { before, n, after } => write!(w, "{code}{sep}{before}{n}{after}\r\n"),
             Message::Time(t) => write!(w, "{code}{sep}{t}\r\n"),
             Message::Modified { time, path } => write!(w, "{code}{sep}Modify={time}; {path}\r\n"),
-            Message::Opening { ascii, path, size } => {
-                let mode = if *ascii { "ASCII" } else { "BINARY" };
-                write!(
-                    w,
-                    "{code}{sep}Opening {mode} mode data connection for {path}"
-                )?;
-                match size {
-                    Some(n) => write!(w, " ({n} bytes).\r\n"),
-                    None => w.write_str(".\r\n"),
-                }
-            }
             Message::MlstOpts(f) => {
                 write!(w, "{code}{sep}MLST OPTS ")?;
                 f.write_names(w)?;
@@ -330,6 +314,360 @@ impl Reply {
         // Counting never fails.
         let _ = self.write_to(&mut count);
         Err(InsufficientSize { required: count.0 })
+    }
+}
+
+/// Every reply the session sends, by name: their wording lives here and nowhere else.
+impl Reply {
+    // ---- Access: USER, PASS, ACCT, REIN, QUIT, HOST; the session's end ----
+    /// `220` and the configured greeting.
+    pub(crate) const fn greeting(text: &'static str) -> Self {
+        Self::text(220, text)
+    }
+
+    pub(crate) const PASSWORD_NEEDED: Self = Self::text(331, "Please specify the password.");
+    pub(crate) const LOGGED_IN: Self = Self::text(230, "Login successful.");
+    pub(crate) const LOGIN_INCORRECT: Self = Self::text(530, "Login incorrect.");
+    pub(crate) const TOO_MANY_FAILURES: Self =
+        Self::text(421, "Too many failed logins; closing connection.");
+    pub(crate) const LOGIN_UNAVAILABLE: Self =
+        Self::text(421, "Login service unavailable; try again later.");
+    pub(crate) const NOT_LOGGED_IN: Self =
+        Self::text(530, "Please log in with USER and PASS first.");
+    pub(crate) const USER_WHILE_LOGGED_IN: Self =
+        Self::text(503, "Already logged in; use REIN to change user.");
+    pub(crate) const PASS_WHILE_LOGGED_IN: Self = Self::text(202, "Already logged in.");
+    pub(crate) const USER_FIRST: Self = Self::text(503, "Login with USER first.");
+    pub(crate) const BAD_USER_NAME: Self = Self::text(501, "Invalid user name.");
+    pub(crate) const USER_NAME_TOO_LONG: Self = Self::text(501, "User name too long.");
+    pub(crate) const PASSWORD_TOO_LONG: Self = Self::text(501, "Password too long.");
+    pub(crate) const TLS_BEFORE_USER: Self =
+        Self::text(530, "This server requires TLS: send AUTH TLS before USER.");
+    pub(crate) const ACCT_NOT_NEEDED: Self = Self::text(202, "ACCT is not needed.");
+    pub(crate) const READY_FOR_NEW_USER: Self = Self::text(220, "Ready for a new user.");
+    pub(crate) const GOODBYE: Self = Self::text(221, "Goodbye.");
+    pub(crate) const HOST_ACCEPTED: Self = Self::text(220, "Host accepted.");
+    pub(crate) const HOST_AFTER_LOGIN: Self = Self::text(503, "HOST must come before login.");
+    pub(crate) const SHUTTING_DOWN: Self = Self::text(421, "Server shutting down.");
+    pub(crate) const IDLE_TIMEOUT: Self =
+        Self::text(421, "Idle timeout; closing control connection.");
+    pub(crate) const LINE_TOO_LONG: Self = Self::text(500, "Command line too long.");
+
+    // ---- TLS negotiation: AUTH, PBSZ, PROT (RFC 4217) ----
+    pub(crate) const TLS_NOT_CONFIGURED: Self =
+        Self::text(502, "Explicit FTPS is not configured on this server.");
+    pub(crate) const TLS_ALREADY_ACTIVE: Self = Self::text(503, "TLS is already active.");
+    pub(crate) const AUTH_AFTER_LOGIN: Self = Self::text(503, "AUTH must come before login.");
+    pub(crate) const AUTH_TLS_OK: Self = Self::text(234, "AUTH TLS successful.");
+    pub(crate) const AUTH_SSL_OK: Self = Self::text(234, "AUTH SSL successful.");
+    pub(crate) const PBSZ_OK: Self = Self::text(200, "PBSZ=0");
+    pub(crate) const PBSZ_WITHOUT_TLS: Self = Self::text(503, "PBSZ requires AUTH TLS first.");
+    pub(crate) const PROT_WITHOUT_TLS: Self = Self::text(503, "PROT requires AUTH TLS first.");
+    pub(crate) const PROT_WITHOUT_PBSZ: Self = Self::text(503, "PBSZ must come before PROT.");
+    pub(crate) const PROT_PRIVATE: Self = Self::text(200, "Protection level set to Private.");
+    pub(crate) const PROT_CLEAR: Self = Self::text(200, "Protection level set to Clear.");
+    pub(crate) const PROT_CLEAR_REFUSED: Self =
+        Self::text(534, "This server requires encrypted data connections.");
+    pub(crate) const PROT_UNSUPPORTED: Self =
+        Self::text(536, "Only PROT C and PROT P are supported with TLS.");
+    pub(crate) const DATA_MUST_BE_PRIVATE: Self =
+        Self::text(521, "Data connections must be encrypted: send PROT P.");
+
+    // ---- Transfer parameters and data connections ----
+    pub(crate) const TYPE_ASCII: Self = Self::text(200, "Switching to ASCII mode.");
+    pub(crate) const TYPE_BINARY: Self = Self::text(200, "Switching to Binary mode.");
+    pub(crate) const MODE_STREAM: Self = Self::text(200, "Mode set to S.");
+    pub(crate) const MODE_UNSUPPORTED: Self = Self::text(504, "Only stream mode (S) is supported.");
+    pub(crate) const STRU_FILE: Self = Self::text(200, "Structure set to F.");
+    pub(crate) const STRU_UNSUPPORTED: Self =
+        Self::text(504, "Only file structure (F) is supported.");
+    pub(crate) const PORT_OK: Self =
+        Self::text(200, "PORT command successful. Consider using PASV.");
+    pub(crate) const PORT_FOREIGN: Self =
+        Self::text(504, "Data connection to a foreign address refused.");
+    pub(crate) const PORT_PRIVILEGED: Self =
+        Self::text(504, "Data connection to a privileged port refused.");
+    pub(crate) const EPSV_ALL_IN_EFFECT: Self = Self::text(503, "EPSV ALL is in effect; use EPSV.");
+    pub(crate) const EPSV_ALL_OK: Self = Self::text(200, "EPSV ALL ok.");
+    pub(crate) const PASV_IS_IPV4: Self = Self::text(425, "PASV is for IPv4; use EPSV.");
+    pub(crate) const EPSV_USE_IPV6: Self =
+        Self::text(522, "Network protocol not supported, use (2).");
+    pub(crate) const EPSV_USE_IPV4: Self =
+        Self::text(522, "Network protocol not supported, use (1).");
+    pub(crate) const PASSIVE_FAILED: Self = Self::text(425, "Cannot open passive connection.");
+    pub(crate) const ALLO_NOT_NEEDED: Self = Self::text(202, "ALLO is not needed.");
+    pub(crate) const NO_DATA_CONNECTION: Self = Self::text(425, "Use PORT, PASV or EPSV first.");
+
+    /// `350` after `REST n`.
+    pub(crate) fn restarting(n: u64) -> Self {
+        let (before, after) = ("Restarting at ", ". Send STORE or RETRIEVE.");
+        Self::new(350, Message::Number { before, n, after })
+    }
+
+    /// `227` for a passive listener on `addr`.
+    pub(crate) fn passive(addr: SocketAddrV4) -> Self {
+        Self::new(227, Message::Passive(addr))
+    }
+
+    /// `229` for a passive listener on `port`.
+    pub(crate) fn extended_passive(port: u16) -> Self {
+        Self::new(229, Message::ExtendedPassive(port))
+    }
+
+    // ---- Transfers: the 150 before, the 226 (or error) after ----
+    pub(crate) const LISTING_FOLLOWS: Self = Self::text(150, "Here comes the directory listing.");
+    pub(crate) const LISTING_SENT: Self = Self::text(226, "Directory send OK.");
+    pub(crate) const TRANSFER_IN_PROGRESS: Self = Self::text(213, "Status: transfer in progress.");
+    pub(crate) const ABORTED: Self = Self::text(226, "ABOR command successful.");
+    pub(crate) const ABOR_WITHOUT_TRANSFER: Self =
+        Self::text(226, "ABOR command successful; no transfer running.");
+    pub(crate) const STATUS_END: Self = Self::text(213, "End of status.");
+    pub(crate) const STATUS_END_INCOMPLETE: Self = Self::text(213, "End of status (incomplete).");
+    pub(crate) const STATUS_FAILED: Self = Self::text(451, "Status listing failed.");
+
+    /// `213-Status follows:`, the first line of `STAT path`; the listing and
+    /// [`Reply::STATUS_END`] follow.
+    pub(crate) fn status_follows() -> Self {
+        Self::opening(213, Message::Text("Status follows:"))
+    }
+
+    /// `150` before a file's bytes, with its size when known.
+    pub(crate) fn opening_data(ascii: bool, size: Option<u64>) -> Self {
+        match (size, ascii) {
+            (Some(n), true) => Self::number(150, "Opening ASCII mode data connection (", n),
+            (Some(n), false) => Self::number(150, "Opening BINARY mode data connection (", n),
+            (None, true) => Self::text(150, "Opening ASCII mode data connection."),
+            (None, false) => Self::text(150, "Opening BINARY mode data connection."),
+        }
+    }
+
+    /// `150 FILE: path`, the name `STOU` chose.
+    pub(crate) fn unique_name(path: VirtualPath) -> Self {
+        Self::new(
+            150,
+            Message::WithPath {
+                text: "FILE:",
+                path,
+            },
+        )
+    }
+
+    /// `226` after a file's `n` bytes.
+    pub(crate) fn transfer_complete(n: u64) -> Self {
+        Self::number(226, "Transfer complete (", n)
+    }
+
+    /// `text n bytes).`, the form of the 150 and 226 replies with a size.
+    fn number(code: u16, before: &'static str, n: u64) -> Self {
+        Self::new(
+            code,
+            Message::Number {
+                before,
+                n,
+                after: " bytes).",
+            },
+        )
+    }
+
+    /// Why a transfer failed; `upload` picks 552 over 452 for a full disk (RFC 959).
+    pub(crate) fn transfer_failed(e: TransferError, upload: bool) -> Self {
+        match e {
+            TransferError::Aborted => Self::text(426, "Connection closed; transfer aborted."),
+            TransferError::DataConnection => Self::text(425, "Cannot open data connection."),
+            TransferError::ConnectionLost => {
+                Self::text(426, "Data connection lost; transfer aborted.")
+            }
+            TransferError::Stalled => Self::text(426, "Data connection stalled; transfer aborted."),
+            TransferError::TlsHandshake => {
+                Self::text(425, "TLS negotiation on the data connection failed.")
+            }
+            TransferError::TlsNotResumed => Self::text(
+                522,
+                "Data connection must resume the TLS session of the control connection.",
+            ),
+            TransferError::Storage(e) => Self::storage_error(e, upload),
+        }
+    }
+
+    // ---- Files and folders ----
+    pub(crate) const DIR_CHANGED: Self = Self::text(250, "Directory successfully changed.");
+    pub(crate) const DELETED: Self = Self::text(250, "File deleted.");
+    pub(crate) const RENAMED: Self = Self::text(250, "Rename successful.");
+    pub(crate) const COPIED: Self = Self::text(250, "Copy successful.");
+    pub(crate) const DIR_REMOVED: Self = Self::text(250, "Directory removed.");
+    pub(crate) const CHMOD_OK: Self = Self::text(200, "SITE CHMOD command ok.");
+    pub(crate) const READY_FOR_RNTO: Self = Self::text(350, "Ready for RNTO.");
+    pub(crate) const READY_FOR_CPTO: Self =
+        Self::text(350, "File exists, ready for destination name.");
+    pub(crate) const RNFR_FIRST: Self = Self::text(503, "RNFR required first.");
+    pub(crate) const CPFR_FIRST: Self = Self::text(503, "SITE CPFR required first.");
+    pub(crate) const ROOT_NOT_RENAMED: Self = Self::text(550, "The root folder cannot be renamed.");
+    pub(crate) const ROOT_NOT_REMOVED: Self = Self::text(550, "Cannot remove the root folder.");
+    pub(crate) const ROOT_NOT_CHANGED: Self = Self::text(550, "The root folder cannot be changed.");
+    pub(crate) const MTIME_UNKNOWN: Self = Self::text(550, "Modification time unknown.");
+    pub(crate) const READ_ONLY: Self = Self::text(550, "Permission denied: read-only account.");
+    pub(crate) const CONTROL_CHARACTER: Self =
+        Self::text(501, "Path contains a control character.");
+    pub(crate) const PATH_TOO_LONG: Self = Self::text(553, "Path too long.");
+    pub(crate) const NAME_NOT_ALLOWED: Self = Self::text(553, "File name not allowed.");
+
+    /// `257 "path" is the current directory.`
+    pub(crate) fn current_dir(path: VirtualPath) -> Self {
+        Self::new(
+            257,
+            Message::Quoted {
+                path,
+                text: "is the current directory.",
+            },
+        )
+    }
+
+    /// `257 "path" created.`
+    pub(crate) fn created(path: VirtualPath) -> Self {
+        Self::new(
+            257,
+            Message::Quoted {
+                path,
+                text: "created.",
+            },
+        )
+    }
+
+    /// `213 n`, a file's size.
+    pub(crate) fn size(n: u64) -> Self {
+        Self::new(
+            213,
+            Message::Number {
+                before: "",
+                n,
+                after: "",
+            },
+        )
+    }
+
+    /// `213 YYYYMMDDHHMMSS`, a file's modification time.
+    pub(crate) fn modification_time(t: DateTime) -> Self {
+        Self::new(213, Message::Time(t))
+    }
+
+    /// `213 Modify=...; path` after `MFMT`.
+    pub(crate) fn modified(time: DateTime, path: VirtualPath) -> Self {
+        Self::new(213, Message::Modified { time, path })
+    }
+
+    /// The `250` reply to `MLST`: the facts of one path.
+    pub(crate) fn facts(path: VirtualPath, meta: Metadata, facts: Facts, writable: bool) -> Self {
+        Self::new(
+            250,
+            Message::Mlst {
+                path,
+                meta,
+                facts,
+                writable,
+            },
+        )
+    }
+
+    /// A storage error; `upload` picks 552 over 452 for a full disk (RFC 959).
+    pub(crate) fn storage_error(e: StorageError, upload: bool) -> Self {
+        Self::text(e.reply_code(upload), e.message())
+    }
+
+    // ---- Service and status: FEAT, OPTS, SYST, HELP, NOOP, STAT; syntax errors ----
+    pub(crate) const NOOP_OK: Self = Self::text(200, "NOOP ok.");
+    pub(crate) const SYSTEM: Self = Self::text(215, "UNIX Type: L8");
+    pub(crate) const UTF8_ON: Self = Self::text(200, "Always in UTF8 mode.");
+    pub(crate) const UTF8_OFF_REFUSED: Self = Self::text(504, "UTF8 cannot be turned off.");
+    pub(crate) const HELP: Self = Self::fixed(214, Message::Help);
+    pub(crate) const SITE_HELP: Self = Self::fixed(214, Message::SiteHelp);
+
+    const fn fixed(code: u16, message: Message) -> Self {
+        Self {
+            code,
+            message,
+            open: false,
+        }
+    }
+
+    /// `200 MLST OPTS ...` with the facts now selected.
+    pub(crate) fn mlst_opts(facts: Facts) -> Self {
+        Self::new(200, Message::MlstOpts(facts))
+    }
+
+    /// The `211` reply to `FEAT`.
+    pub(crate) fn features(tls: bool, facts: Facts) -> Self {
+        Self::new(211, Message::Features { tls, facts })
+    }
+
+    /// The `211` reply to `STAT` without a path.
+    pub(crate) fn status(status: Status) -> Self {
+        Self::new(211, Message::Status(status))
+    }
+
+    /// The reply to a line that is not a command Ferry can run.
+    pub(crate) fn parse_error(e: ParseError) -> Self {
+        Self::text(e.reply_code(), e.message())
+    }
+}
+
+impl ParseError {
+    /// The reply code for this error.
+    #[must_use]
+    pub fn reply_code(self) -> u16 {
+        self.reply_parts().0
+    }
+
+    /// The reply text for this error.
+    #[must_use]
+    pub fn message(self) -> &'static str {
+        self.reply_parts().1
+    }
+
+    fn reply_parts(self) -> (u16, &'static str) {
+        match self {
+            Self::Empty => (500, "Empty command."),
+            Self::UnknownVerb => (500, "Unknown command."),
+            Self::NotImplemented => (502, "Command not implemented."),
+            Self::MissingArgument => (501, "Missing argument."),
+            Self::BadArgument => (501, "Syntax error in arguments."),
+            Self::NotUtf8 => (501, "Argument is not valid UTF-8."),
+            Self::UnsupportedParameter => (504, "Command not implemented for that parameter."),
+            Self::UnsupportedProtocol => (522, "Network protocol not supported, use (1,2)."),
+        }
+    }
+}
+
+impl StorageError {
+    /// The reply code for this error (RFC 959 §4.2).
+    ///
+    /// `during_upload` picks 552 over 452 for a full disk while receiving a file, as RFC 959
+    /// does for `STOR`.
+    #[must_use]
+    pub fn reply_code(self, during_upload: bool) -> u16 {
+        match self {
+            Self::NoSpace if during_upload => 552,
+            _ => self.reply_parts().0,
+        }
+    }
+
+    /// The text of the reply for this error.
+    #[must_use]
+    pub fn message(self) -> &'static str {
+        self.reply_parts().1
+    }
+
+    fn reply_parts(self) -> (u16, &'static str) {
+        match self {
+            Self::NotFound => (550, "No such file or directory."),
+            Self::PermissionDenied => (550, "Permission denied."),
+            Self::AlreadyExists => (550, "File exists."),
+            Self::NotEmpty => (550, "Directory not empty."),
+            Self::NoSpace => (452, "Insufficient storage space."),
+            Self::BadName => (553, "File name not allowed."),
+            Self::NotAFile => (550, "Not a regular file."),
+            Self::NotADirectory => (550, "Not a directory."),
+            Self::Other => (451, "Local error in processing."),
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! What storage reports to the core: metadata of files and folders, and error kinds.
 //!
 //! These are the types a backend returns (through the runtime) and the core turns into
-//! replies, so that reply codes and texts live in one place: [`StorageError::reply_code`].
+//! replies, so that reply codes and texts live in one place (`reply.rs`:
+//! [`StorageError::reply_code`]).
 
 use core::fmt;
 
@@ -90,43 +91,7 @@ pub enum StorageError {
     Other,
 }
 
-impl StorageError {
-    /// The reply code for this error (RFC 959 §4.2).
-    ///
-    /// `during_upload` picks 552 over 452 for a full disk while receiving a file, as RFC 959
-    /// does for `STOR`.
-    #[must_use]
-    pub fn reply_code(self, during_upload: bool) -> u16 {
-        match self {
-            Self::NoSpace if during_upload => 552,
-            Self::NoSpace => 452,
-            Self::BadName => 553,
-            Self::Other => 451,
-            Self::NotFound
-            | Self::PermissionDenied
-            | Self::AlreadyExists
-            | Self::NotEmpty
-            | Self::NotAFile
-            | Self::NotADirectory => 550,
-        }
-    }
-
-    /// The text of the reply for this error.
-    #[must_use]
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::NotFound => "No such file or directory.",
-            Self::PermissionDenied => "Permission denied.",
-            Self::AlreadyExists => "File exists.",
-            Self::NotEmpty => "Directory not empty.",
-            Self::NoSpace => "Insufficient storage space.",
-            Self::BadName => "File name not allowed.",
-            Self::NotAFile => "Not a regular file.",
-            Self::NotADirectory => "Not a directory.",
-            Self::Other => "Local error in processing.",
-        }
-    }
-}
+// The reply code and text of each kind are in `reply.rs`, with every other reply.
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
