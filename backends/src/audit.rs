@@ -31,9 +31,10 @@
 //!
 //! The file is opened with `O_APPEND` (mode `0600` when created) and each line is handed to
 //! the kernel in one `write` call, so that lines never interleave, also with another
-//! process appending to the same file. Writes run on the [`blocking`] pool, except the line
-//! of an upload dropped without a commit or an abort, which its `Drop` writes at once (one
-//! short `write`, like the disk tree's `unlinkat` of the dropped temporary).
+//! process appending to the same file. Lines are written inline, on the thread that made
+//! the change: one `write(2)` of a few hundred bytes into the page cache costs less than a
+//! trip to a thread pool (the log is never `fsync`ed). That includes the line of an upload
+//! dropped without a commit or an abort, which its `Drop` writes at once.
 //!
 //! # Nothing goes unrecorded
 //!
@@ -709,19 +710,6 @@ impl<U: Upload> AsyncWrite for AuditedUpload<U> {
     }
 }
 
-/// Bytes an upload has written: what went through `poll_write`, or, if the runtime wrote
-/// through the descriptor of a new file, that file's size.
-fn bytes_of<U: Upload>(inner: &U, mode: WriteMode, written: u64) -> u64 {
-    #[cfg(unix)]
-    if matches!(mode, WriteMode::Replace | WriteMode::CreateNew)
-        && let Some(fd) = inner.as_raw_file()
-        && let Ok(st) = rustix::fs::fstat(fd)
-    {
-        return written.max(u64::try_from(st.st_size).unwrap_or(0));
-    }
-    written
-}
-
 impl<U: Upload> Upload for AuditedUpload<U> {
     /// Cancel-safe up to the line: if this future is dropped while the data is flushed or
     /// the line written, `Drop` discards the upload and records it as aborted.
@@ -766,7 +754,7 @@ impl<U: Upload> Upload for AuditedUpload<U> {
             return r;
         }
         let _ = inner.flush().await;
-        let bytes = bytes_of(&inner, self.mode, self.written);
+        let bytes = self.written;
         if let Err(e) = self.ctx.record_before_commit(op, &self.path, bytes).await {
             inner.abort().await;
             return Err(e);
@@ -794,7 +782,7 @@ impl<U: Upload> Upload for AuditedUpload<U> {
             }
         }
         if let Some(inner) = self.inner.take() {
-            let bytes = bytes_of(&inner, self.mode, self.written);
+            let bytes = self.written;
             // The inner upload's drop discards a temporary (one unlink on disk) and keeps
             // what an append wrote.
             drop(inner);
@@ -811,11 +799,6 @@ impl<U: Upload> Upload for AuditedUpload<U> {
 
     fn replaces_existing(&self) -> bool {
         self.inner.as_ref().is_some_and(Upload::replaces_existing)
-    }
-
-    #[cfg(unix)]
-    fn as_raw_file(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.inner.as_ref().and_then(Upload::as_raw_file)
     }
 }
 

@@ -67,9 +67,11 @@
 //! **Where calls run.** Metadata calls (open, stat, mkdir, unlink, rename, chmod, utimes) and
 //! upload writes, which take microseconds on a local file system, run inline on the calling
 //! thread: handing each to a thread pool costs two context switches, more than the call.
-//! Listings, copies and fsync, which can take long, run on the [`blocking`] thread pool.
-//! For slow file systems (NFS, FUSE), [`DiskStorage::with_blocking_pool`] moves every
-//! metadata call to the pool too.
+//! Listings (opening the folder and reading its names, and each batch of stat calls),
+//! copies and fsync, which can take long, run on the [`blocking`] thread pool, so that one
+//! session's large folder never holds up the others on its executor thread. For slow file
+//! systems (NFS, FUSE), [`DiskStorage::with_blocking_pool`] moves every metadata call to the
+//! pool too.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -335,6 +337,16 @@ impl DiskStorage {
     }
 
     /// Runs `f` on the blocking pool.
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        blocking::unblock(move || f(&inner)).await
+    }
+
+    /// Runs a short metadata call `f` inline, or on the blocking pool if the tree was told
+    /// to ([`DiskStorage::with_blocking_pool`]).
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
@@ -905,13 +917,10 @@ const NAMES_ONLY: Metadata = Metadata {
 impl DiskStorage {
     async fn lister(&self, path: &VirtualPath, names_only: bool) -> Result<DiskLister> {
         check_names(path)?;
-        let state = if self.inner.pooled.load(Ordering::Relaxed) {
-            let path = path.clone();
-            let inner = Arc::clone(&self.inner);
-            blocking::unblock(move || inner.list(path.relative(), names_only)).await?
-        } else {
-            self.inner.list(path.relative(), names_only)?
-        };
+        // Reading a folder can take long (all its names, for a sorted listing): off the
+        // executor, so that other sessions keep going meanwhile.
+        let (path, inner) = (path.clone(), Arc::clone(&self.inner));
+        let state = blocking::unblock(move || inner.list(path.relative(), names_only)).await?;
         Ok(DiskLister {
             state: Some(Box::new(state)),
         })
@@ -997,7 +1006,8 @@ impl Storage for DiskStorage {
         check_names(from)?;
         check_names(to)?;
         let (from, to) = (from.clone(), to.clone());
-        self.run(move |inner| inner.copy(&from, &to)).await
+        // A copy moves the whole file: on the pool.
+        self.on_pool(move |inner| inner.copy(&from, &to)).await
     }
 
     async fn set_modified(&self, path: &VirtualPath, time: UnixTime) -> Result<()> {
@@ -1124,10 +1134,6 @@ impl Upload for DiskUpload {
 
     fn replaces_existing(&self) -> bool {
         self.replaces
-    }
-
-    fn as_raw_file(&self) -> Option<BorrowedFd<'_>> {
-        self.file.as_ref().map(AsFd::as_fd)
     }
 }
 
@@ -1259,17 +1265,12 @@ impl Lister for DiskLister {
             self.state = Some(state);
             return Ok(false);
         }
-        // A batch is a few hundred stat calls: inline, unless the tree uses the pool.
-        let (state, result) = if state.inner.pooled.load(Ordering::Relaxed) {
-            blocking::unblock(move || {
-                let r = state.fill();
-                (state, r)
-            })
-            .await
-        } else {
+        // A batch is hundreds of stat calls: on the pool, off the executor.
+        let (state, result) = blocking::unblock(move || {
             let r = state.fill();
             (state, r)
-        };
+        })
+        .await;
         result?;
         for e in state.scratch.iter() {
             batch.push(e.name, e.meta);

@@ -17,8 +17,9 @@
 //!   change made through any [`Storage`] and refuses changes it cannot record (invariant 6).
 //!
 //! This crate never speaks FTP and never opens a socket. Its futures need no particular
-//! executor: blocking system calls run on the [`blocking`] thread pool, never on the
-//! executor's threads.
+//! executor. Which calls run on the calling thread and which on the [`blocking`] thread
+//! pool is each tree's business, said in its docs ([`disk`]: short metadata calls and
+//! upload writes inline, long work on the pool).
 //!
 //! # Example
 //!
@@ -238,12 +239,6 @@ pub trait Upload: AsyncWrite + Unpin + Send + 'static {
     /// may take more care before committing such an upload (it would destroy the old file).
     fn replaces_existing(&self) -> bool {
         false
-    }
-
-    /// The file's descriptor, if it is a plain file on disk (for `splice`).
-    #[cfg(unix)]
-    fn as_raw_file(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        None
     }
 }
 
