@@ -177,6 +177,67 @@ fn listing_100_000_entries() {
     });
 }
 
+/// A folder of more entries than the sorting limit is listed whole, each entry once with its
+/// metadata, in the file system's order, while the listing holds at most about one read
+/// buffer of names at a time (not the whole folder).
+#[test]
+fn listing_past_the_sorting_limit_streams_with_bounded_memory() {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let count = 20_000usize;
+    // 40-byte names: the whole folder's names and order take over 1 MB.
+    let name = |i: usize| format!("{i:06}-{}", "x".repeat(33));
+    for i in 0..count {
+        fs::write(dir.path().join(name(i)), b"abc").unwrap();
+    }
+    let whole = count * (name(0).len() + 16);
+    // One 256 KiB read buffer holds at most this much of names and order.
+    let one_buffer = 512 * 1024;
+    assert!(whole > 2 * one_buffer);
+    let s = DiskStorage::new(dir.path())
+        .unwrap()
+        .with_sorted_listing_limit(100);
+    let mut seen = vec![false; count];
+    let mut in_read_order = Vec::new();
+    block_on(async {
+        let mut lister = s.list(&p("/")).await.unwrap();
+        assert!(lister.memory() <= one_buffer, "{}", lister.memory());
+        let mut batch = EntryBatch::new();
+        while lister.next_batch(&mut batch).await.unwrap() {
+            assert!(lister.memory() <= one_buffer, "{}", lister.memory());
+            for e in batch.iter() {
+                let i: usize = e.name[..6].parse().unwrap();
+                assert!(!seen[i], "{} twice", e.name);
+                seen[i] = true;
+                assert_eq!((e.meta.kind, e.meta.size), (FileKind::File, 3));
+                in_read_order.push(e.name.to_owned());
+            }
+            batch.clear();
+        }
+        assert_eq!(lister.memory(), 0);
+    });
+    assert!(seen.iter().all(|&s| s), "every entry listed");
+    // The file system's order (what NLST gives), not sorted.
+    let mut sorted = in_read_order.clone();
+    sorted.sort();
+    assert_ne!(in_read_order, sorted);
+    let nlst = block_on(async {
+        let mut lister = s.list_names(&p("/")).await.unwrap();
+        let mut batch = EntryBatch::new();
+        let mut all = Vec::new();
+        while lister.next_batch(&mut batch).await.unwrap() {
+            all.extend(batch.iter().map(|e| e.name.to_owned()));
+            batch.clear();
+        }
+        all
+    });
+    assert_eq!(in_read_order, nlst);
+}
+
 #[test]
 fn entries_removed_during_a_listing_are_skipped() {
     let dir = tempfile::tempdir().unwrap();

@@ -79,7 +79,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
@@ -90,13 +90,14 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use crate::{
-    EntryBatch, Error, FileKind, Lister, Metadata, ReadFile, Result, Storage, StorageError,
-    TEMP_PREFIX, UnixTime, Upload, VirtualPath, WriteMode, check_mode, check_names,
-};
+mod listing;
 
-/// How many entries a listing stats per trip to the blocking pool.
-const BATCH: usize = 512;
+pub use listing::{DiskLister, MAX_SORTED_ENTRIES, SORTED_LISTINGS_BUDGET, listing_memory};
+
+use crate::{
+    Error, FileKind, Metadata, ReadFile, Result, Storage, StorageError, TEMP_PREFIX, UnixTime,
+    Upload, VirtualPath, WriteMode, check_mode, check_names,
+};
 
 /// How often an `openat2` that reports a concurrent rename (`EAGAIN`) is retried.
 const RESOLVE_RETRIES: usize = 16;
@@ -117,6 +118,8 @@ struct Inner {
     kernel_resolve: AtomicBool,
     /// Whether metadata calls run on the blocking pool instead of inline.
     pooled: AtomicBool,
+    /// Most entries a listing sorts ([`MAX_SORTED_ENTRIES`] unless set).
+    max_sorted: AtomicUsize,
 }
 
 impl fmt::Debug for DiskStorage {
@@ -232,6 +235,7 @@ impl DiskStorage {
                 fsync: AtomicBool::new(false),
                 kernel_resolve: AtomicBool::new(kernel_resolve),
                 pooled: AtomicBool::new(false),
+                max_sorted: AtomicUsize::new(MAX_SORTED_ENTRIES),
             }),
         })
     }
@@ -261,6 +265,14 @@ impl DiskStorage {
     #[must_use]
     pub fn with_blocking_pool(self, on: bool) -> Self {
         self.inner.pooled.store(on, Ordering::Relaxed);
+        self
+    }
+
+    /// Lists folders of more than `entries` entries in the file system's order instead of
+    /// sorting them ([`MAX_SORTED_ENTRIES`] by default; see [`DiskLister`]). Shared by clones.
+    #[must_use]
+    pub fn with_sorted_listing_limit(self, entries: usize) -> Self {
+        self.inner.max_sorted.store(entries, Ordering::Relaxed);
         self
     }
 
@@ -677,67 +689,6 @@ impl Inner {
             _ => fail(StorageError::PermissionDenied),
         }
     }
-
-    fn list(self: &Arc<Self>, rel: &str, names_only: bool) -> Result<ListState> {
-        let dir = sys(self.resolve(rel, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()))?;
-        let reading = sys(rfs::openat(
-            &dir,
-            c".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ))?;
-        if names_only {
-            // Names only: streamed in the file system's order, a batch at a time, so that
-            // the first names go out while the rest are read (sorting would wait for all).
-            return Ok(ListState {
-                inner: Arc::clone(self),
-                dir,
-                rel: rel.to_owned(),
-                names: String::new(),
-                order: Vec::new(),
-                next: 0,
-                scratch: EntryBatch::new(),
-                stream: Some(Stream {
-                    reading,
-                    buf: vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024],
-                    done: false,
-                }),
-            });
-        }
-        let mut names = String::new();
-        // (sort key, (start, length) in `names`) of each name.
-        let mut keyed: Vec<(u64, (u32, u32))> = Vec::new();
-        // One large buffer: rustix's `Dir` grows its own slowly, and with small buffers
-        // ext4 rebuilds its hashed-order state for every `getdents64` call (a listing of
-        // 10,000 names spent most of its time there).
-        let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 256 * 1024];
-        let mut raw = rfs::RawDir::new(&reading, &mut buf);
-        while let Some(entry) = raw.next() {
-            let entry = sys(entry)?;
-            let Some(name) = listable(entry.file_name().to_bytes()) else {
-                continue;
-            };
-            let (Ok(start), Ok(len)) = (u32::try_from(names.len()), u32::try_from(name.len()))
-            else {
-                return fail(StorageError::Other);
-            };
-            names.push_str(name);
-            keyed.push((sort_key(name), (start, len)));
-        }
-        let slice = |&(start, len): &(u32, u32)| &names[start as usize..(start + len) as usize];
-        keyed.sort_unstable_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| slice(a).cmp(slice(b))));
-        let order: Vec<(u32, u32)> = keyed.into_iter().map(|(_, e)| e).collect();
-        Ok(ListState {
-            inner: Arc::clone(self),
-            dir,
-            rel: rel.to_owned(),
-            names,
-            order,
-            next: 0,
-            scratch: EntryBatch::new(),
-            stream: None,
-        })
-    }
 }
 
 /// `openat(at, name, flags | O_NOFOLLOW)`, reporting a symlink as `ELOOP` whatever the
@@ -883,47 +834,13 @@ struct Opened {
     replaces: bool,
 }
 
-/// A folder entry's name as listed, or `None` for `.`, `..`, our temporaries, and names
-/// that are not UTF-8 (a client cannot name them: paths are `str`).
-fn listable(name: &[u8]) -> Option<&str> {
-    if name == b"." || name == b".." {
-        return None;
-    }
-    std::str::from_utf8(name)
-        .ok()
-        .filter(|n| !n.starts_with(TEMP_PREFIX))
-}
-
-/// Byte order of names, mostly without a memcmp: the first eight bytes as one big-endian
-/// number settle most comparisons (a third of an NLST of 10,000 names once went to
-/// sorting). A name shorter than eight bytes sorts before one it is a prefix of: its key
-/// ends in zero bytes, which no name contains.
-fn sort_key(name: &str) -> u64 {
-    let b = name.as_bytes();
-    let mut k = [0u8; 8];
-    let n = b.len().min(8);
-    k[..n].copy_from_slice(&b[..n]);
-    u64::from_be_bytes(k)
-}
-
-/// The metadata of entries listed for their names only.
-const NAMES_ONLY: Metadata = Metadata {
-    kind: FileKind::File,
-    size: 0,
-    modified: None,
-    mode: None,
-};
-
 impl DiskStorage {
     async fn lister(&self, path: &VirtualPath, names_only: bool) -> Result<DiskLister> {
         check_names(path)?;
         // Reading a folder can take long (all its names, for a sorted listing): off the
         // executor, so that other sessions keep going meanwhile.
         let (path, inner) = (path.clone(), Arc::clone(&self.inner));
-        let state = blocking::unblock(move || inner.list(path.relative(), names_only)).await?;
-        Ok(DiskLister {
-            state: Some(Box::new(state)),
-        })
+        blocking::unblock(move || inner.list(path.relative(), names_only)).await
     }
 }
 
@@ -1134,149 +1051,5 @@ impl Upload for DiskUpload {
 
     fn replaces_existing(&self) -> bool {
         self.replaces
-    }
-}
-
-/// A listing of a [`DiskStorage`] folder: the names read (and sorted) when the listing
-/// started, stat'ed batch by batch as they are handed out. Entries removed meanwhile are
-/// skipped.
-#[derive(Debug)]
-pub struct DiskLister {
-    /// `None` while a batch is being read on the blocking pool (or if that was cancelled).
-    state: Option<Box<ListState>>,
-}
-
-struct ListState {
-    inner: Arc<Inner>,
-    /// The folder, `O_PATH`, for `fstatat`.
-    dir: OwnedFd,
-    /// Its path relative to the root, to resolve symlinks from the root.
-    rel: String,
-    /// Every name, one after the other, and (start, length) of each in byte order.
-    names: String,
-    order: Vec<(u32, u32)>,
-    next: usize,
-    scratch: EntryBatch,
-    /// For names only: the folder, read a batch at a time, unsorted.
-    stream: Option<Stream>,
-}
-
-/// A folder read incrementally, one `getdents64` buffer after another.
-struct Stream {
-    reading: OwnedFd,
-    buf: Vec<std::mem::MaybeUninit<u8>>,
-    done: bool,
-}
-
-/// Fewest names per batch of a streamed listing (a batch ends where a read of the folder
-/// does).
-const STREAM_BATCH: usize = 1024;
-
-impl fmt::Debug for ListState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ListState")
-            .field("rel", &self.rel)
-            .field("entries", &self.order.len())
-            .field("next", &self.next)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ListState {
-    fn done(&self) -> bool {
-        match &self.stream {
-            Some(s) => s.done,
-            None => self.next >= self.order.len(),
-        }
-    }
-
-    /// Fills `scratch` with the next names of a streamed listing: what `getdents64` returns
-    /// into the stream's buffer, taken whole (at least [`STREAM_BATCH`] names unless the
-    /// folder ends), so that the folder's position never needs a seek: on ext4 a seek back
-    /// makes the kernel rebuild its hashed-order state.
-    fn fill_stream(&mut self) -> Result<()> {
-        self.scratch.clear();
-        let Some(stream) = self.stream.as_mut() else {
-            return Ok(());
-        };
-        let mut raw = rfs::RawDir::new(&stream.reading, &mut stream.buf);
-        while !stream.done {
-            let Some(entry) = raw.next() else {
-                stream.done = true;
-                break;
-            };
-            if let Some(name) = listable(sys(entry)?.file_name().to_bytes()) {
-                self.scratch.push(name, NAMES_ONLY);
-            }
-            if raw.is_buffer_empty() && self.scratch.len() >= STREAM_BATCH {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Fills `scratch` with the next entries that still exist (blocking).
-    fn fill(&mut self) -> Result<()> {
-        if self.stream.is_some() {
-            return self.fill_stream();
-        }
-        self.scratch.clear();
-        let mut link_path = String::new();
-        while self.scratch.is_empty() && !self.done() {
-            let end = (self.next + BATCH).min(self.order.len());
-            for &(start, len) in &self.order[self.next..end] {
-                let name = &self.names[start as usize..(start + len) as usize];
-                let st = match rfs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => st,
-                    Err(Errno::NOENT) => continue,
-                    Err(e) => return sys(Err(e)),
-                };
-                let mut meta = meta_of(&st);
-                if meta.kind == FileKind::Symlink {
-                    link_path.clear();
-                    if !self.rel.is_empty() {
-                        link_path.push_str(&self.rel);
-                        link_path.push('/');
-                    }
-                    link_path.push_str(name);
-                    if let Ok(target) = self.inner.resolve(&link_path, OFlags::PATH, Mode::empty())
-                        && let Ok(tst) = rfs::fstat(&target)
-                    {
-                        meta = meta_of(&tst);
-                    }
-                }
-                self.scratch.push(name, meta);
-            }
-            self.next = end;
-        }
-        Ok(())
-    }
-}
-
-impl Lister for DiskLister {
-    async fn next_batch(&mut self, batch: &mut EntryBatch) -> Result<bool> {
-        let Some(mut state) = self.state.take() else {
-            return Err(Error::with_source(
-                StorageError::Other,
-                io::Error::other("an earlier batch of this listing was cancelled"),
-            ));
-        };
-        if state.done() {
-            self.state = Some(state);
-            return Ok(false);
-        }
-        // A batch is hundreds of stat calls: on the pool, off the executor.
-        let (state, result) = blocking::unblock(move || {
-            let r = state.fill();
-            (state, r)
-        })
-        .await;
-        result?;
-        for e in state.scratch.iter() {
-            batch.push(e.name, e.meta);
-        }
-        let any = !state.scratch.is_empty();
-        self.state = Some(state);
-        Ok(any)
     }
 }
