@@ -1,8 +1,9 @@
-//! The audit log: its JSON lines read into [`AuditRecord`]s.
+//! The audit log: its JSON lines read with `serde_json` into [`AuditRecord`]s.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+
+use serde_json::{Map, Value};
 
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -28,7 +29,7 @@ pub struct AuditRecord {
 /// Reads the audit log at `path` (missing: empty).
 ///
 /// # Panics
-/// On a line that is not a flat JSON object with the documented keys.
+/// On a line that is not a JSON object with the documented keys.
 #[must_use]
 pub fn audit(path: &Path) -> Vec<AuditRecord> {
     let text = fs::read_to_string(path).unwrap_or_default();
@@ -38,107 +39,37 @@ pub fn audit(path: &Path) -> Vec<AuditRecord> {
         .collect()
 }
 
-/// Parses one audit line.
+/// Parses one audit line: a JSON object whose keys `time`, `user`, `client`, `op`, `path`
+/// and `result` are strings, `to` a string or null, and `bytes` an unsigned number or
+/// null; `None` when it is not.
 #[must_use]
 pub fn parse_audit_line(line: &str) -> Option<AuditRecord> {
-    let fields = parse_flat_json(line)?;
-    let s = |k: &str| match fields.get(k) {
-        Some(Json::Str(s)) => Some(s.clone()),
-        _ => None,
+    let Value::Object(fields) = serde_json::from_str(line).ok()? else {
+        return None;
     };
+    let text = |key: &str| fields.get(key)?.as_str().map(str::to_owned);
     Some(AuditRecord {
-        time: s("time")?,
-        user: s("user")?,
-        client: s("client")?,
-        op: s("op")?,
-        path: s("path")?,
-        to: match fields.get("to")? {
-            Json::Str(s) => Some(s.clone()),
-            Json::Null => None,
-            Json::Num(_) => return None,
-        },
-        bytes: match fields.get("bytes")? {
-            Json::Num(n) => Some(*n),
-            Json::Null => None,
-            Json::Str(_) => return None,
-        },
-        result: s("result")?,
+        time: text("time")?,
+        user: text("user")?,
+        client: text("client")?,
+        op: text("op")?,
+        path: text("path")?,
+        to: nullable(&fields, "to", Value::as_str)?.map(str::to_owned),
+        bytes: nullable(&fields, "bytes", Value::as_u64)?,
+        result: text("result")?,
     })
 }
 
-#[derive(Debug)]
-enum Json {
-    Str(String),
-    Num(u64),
-    Null,
-}
-
-/// A flat JSON object of strings, unsigned numbers and nulls.
-fn parse_flat_json(line: &str) -> Option<BTreeMap<String, Json>> {
-    let mut chars = line.trim().chars().peekable();
-    let mut out = BTreeMap::new();
-    if chars.next()? != '{' {
-        return None;
-    }
-    loop {
-        if chars.peek() == Some(&'}') {
-            chars.next();
-            break;
-        }
-        let key = json_string(&mut chars)?;
-        if chars.next()? != ':' {
-            return None;
-        }
-        let value = match chars.peek()? {
-            '"' => Json::Str(json_string(&mut chars)?),
-            'n' => {
-                for c in "null".chars() {
-                    if chars.next()? != c {
-                        return None;
-                    }
-                }
-                Json::Null
-            }
-            _ => {
-                let mut n = String::new();
-                while chars.peek().is_some_and(char::is_ascii_digit) {
-                    n.push(chars.next()?);
-                }
-                Json::Num(n.parse().ok()?)
-            }
-        };
-        out.insert(key, value);
-        match chars.next()? {
-            ',' => {}
-            '}' => break,
-            _ => return None,
-        }
-    }
-    chars.next().is_none().then_some(out)
-}
-
-fn json_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<String> {
-    if chars.next()? != '"' {
-        return None;
-    }
-    let mut s = String::new();
-    loop {
-        match chars.next()? {
-            '"' => return Some(s),
-            '\\' => match chars.next()? {
-                'n' => s.push('\n'),
-                'r' => s.push('\r'),
-                't' => s.push('\t'),
-                'b' => s.push('\u{8}'),
-                'f' => s.push('\u{c}'),
-                'u' => {
-                    let hex: String = (0..4).map(|_| chars.next()).collect::<Option<_>>()?;
-                    s.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                c => s.push(c),
-            },
-            c => s.push(c),
-        }
+/// A key that must be present, as null (`Some(None)`) or as what `read` makes of it;
+/// `None` when it is missing or `read` makes nothing of it.
+fn nullable<'a, T>(
+    fields: &'a Map<String, Value>,
+    key: &str,
+    read: impl FnOnce(&'a Value) -> Option<T>,
+) -> Option<Option<T>> {
+    match fields.get(key)? {
+        Value::Null => Some(None),
+        value => read(value).map(Some),
     }
 }
 
@@ -161,5 +92,25 @@ mod tests {
         .unwrap();
         assert_eq!(r.bytes, Some(123));
         assert!(parse_audit_line("{\"time\":1}").is_none());
+    }
+
+    #[test]
+    fn audit_lines_missing_or_mistyped_keys_are_refused() {
+        let good = r#"{"time":"t","user":"u","client":"c","op":"upload","path":"/x","to":null,"bytes":1,"result":"ok"}"#;
+        assert!(parse_audit_line(good).is_some());
+        for bad in [
+            good.replace(r#""to":null,"#, ""),
+            good.replace(r#""bytes":1,"#, ""),
+            good.replace(r#""bytes":1"#, r#""bytes":"1""#),
+            good.replace(r#""bytes":1"#, r#""bytes":-1"#),
+            good.replace(r#""to":null"#, r#""to":2"#),
+            good.replace(r#""user":"u""#, r#""user":null"#),
+            format!("[{good}]"),
+            format!("{good} trailing"),
+        ] {
+            assert!(parse_audit_line(&bad).is_none(), "{bad}");
+        }
+        let escaped = good.replace(r#""/x""#, r#""/\u00e9\n""#);
+        assert_eq!(parse_audit_line(&escaped).unwrap().path, "/é\n");
     }
 }
