@@ -68,7 +68,8 @@ fn per_address_connection_limit() {
 #[test]
 fn slow_clients_and_endless_lines() {
     let server = Server::with_alice(&["--idle-timeout", "3"]);
-    // A slow but honest client: a command at one byte per 250 ms is answered.
+    // A slow but honest client: a command at one byte per 250 ms is answered. (The pause
+    // between bytes is what is tested: a sleep, not a wait for a condition.)
     let mut slow = server.login("alice");
     for b in b"NOOP\r\n" {
         slow.send_raw(&[*b]);
@@ -341,11 +342,6 @@ fn ftp_bounce_is_refused() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    thread::sleep(Duration::from_millis(100));
-    assert!(
-        victim.accept().is_err(),
-        "the server connected to another host"
-    );
     // A PORT to the client itself works.
     let mine = TcpListener::bind("127.0.0.1:0").unwrap();
     let p = mine.local_addr().unwrap().port();
@@ -356,6 +352,21 @@ fn ftp_bounce_is_refused() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.read_to_end(&mut buf).unwrap();
     assert_eq!(c.read_reply().code, 226);
+    // The session runs its commands in order: now that the data connection of this last
+    // PORT has come, one to the victim from any command before it would have come too.
+    assert!(
+        victim.accept().is_err(),
+        "the server connected to another host"
+    );
+}
+
+/// Waits until the server has logged that it refused the data connection `thief`.
+fn wait_refused(server: &Server, thief: &TcpStream) {
+    let intruder = format!("intruder={}", thief.local_addr().unwrap());
+    server.wait_log(
+        &["refused a data connection", &intruder],
+        Duration::from_secs(5),
+    );
 }
 
 #[test]
@@ -378,8 +389,8 @@ fn passive_hijack_is_refused_and_the_real_transfer_works() {
         // The thief connects first, from another address.
         let mut thief = tcp_connect_from(OTHER_HOST, target).expect("thief connects");
         c.expect("RETR prize.bin", 150);
-        // Give the server time to take the thief's connection first.
-        thread::sleep(Duration::from_millis(200));
+        // The server takes the thief's connection first, and refuses it.
+        wait_refused(&server, &thief);
         let mut real = TcpStream::connect_timeout(&target, Duration::from_secs(5)).unwrap();
         real.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -402,7 +413,7 @@ fn passive_hijack_is_refused_and_the_real_transfer_works() {
         data_port.set_ip(server.addr().ip());
         let mut thief = tcp_connect_from(OTHER_HOST, data_port).expect("thief connects");
         c.expect("STOR upload.bin", 150);
-        thread::sleep(Duration::from_millis(200));
+        wait_refused(&server, &thief);
         let _ = thief.write_all(b"EVIL BYTES");
         drop(thief);
         let mut real = TcpStream::connect_timeout(&data_port, Duration::from_secs(5)).unwrap();
@@ -1125,7 +1136,8 @@ fn client_vanishes_mid_upload() {
     );
     let _ = data.write_all(b"late bytes");
     drop(data);
-    thread::sleep(Duration::from_millis(200));
+    // The session is over, and with it whatever it could do to the file.
+    server.wait_log(&["session end", &peer], Duration::from_secs(5));
     check("control closed first");
 
     // The server still works and an honest upload replaces the file.
@@ -1240,7 +1252,12 @@ fn killed_client_process_mid_upload() {
         .spawn()
         .unwrap();
     let appeared = wait_until(Duration::from_secs(10), || !temporaries(&home).is_empty());
-    thread::sleep(Duration::from_millis(300));
+    // In the middle of the upload: some of its bytes are in the temporary file.
+    wait_until(Duration::from_secs(10), || {
+        temporaries(&home)
+            .iter()
+            .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() >= 100_000))
+    });
     let _ = child.kill();
     let _ = child.wait();
     assert!(appeared, "the upload never started");
@@ -1249,7 +1266,8 @@ fn killed_client_process_mid_upload() {
         "temporaries left: {:?}",
         temporaries(&home)
     );
-    thread::sleep(Duration::from_millis(200));
+    // The session is over, and with it whatever it could do to the file.
+    server.wait_log(&["session end", "user=\"alice\""], Duration::from_secs(5));
     let now = std::fs::read(home.join("keep.bin")).unwrap();
     assert!(
         now == old,

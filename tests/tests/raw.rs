@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_tests::{Control, Reply, Server, random_bytes};
+use ferry_tests::{Control, Reply, Server, random_bytes, wait_until};
 
 /// Checks the shape of a reply: CR LF line ends; a multi-line reply opens with `ddd-` and
 /// closes with `ddd `.
@@ -202,7 +202,8 @@ fn multi_line_replies() {
 fn commands_split_across_packets_and_pipelined() {
     let server = Server::with_alice(&[]);
     let mut c = server.control();
-    // One command in pieces, with pauses between them.
+    // One command in pieces, with pauses between them. (The pauses are what is tested, so
+    // that each piece arrives alone: sleeps, not waits for a condition.)
     for piece in [&b"US"[..], b"ER al", b"ice", b"\r", b"\n"] {
         c.send_raw(piece);
         thread::sleep(Duration::from_millis(30));
@@ -533,6 +534,14 @@ fn unusual_names() {
     assert!(ferry_tests::temporaries(&home).is_empty());
 }
 
+/// The greeting a new connection to `addr` gets, if it gets one that opens a session (220).
+fn late_greeting(addr: std::net::SocketAddr) -> Option<Reply> {
+    let s = std::net::TcpStream::connect(addr).ok()?;
+    let mut late = Control::from_stream(s);
+    late.set_read_timeout(Duration::from_secs(2));
+    late.try_read_reply().ok().filter(|r| r.code == 220)
+}
+
 /// SIGTERM: no new sessions, idle sessions are told 421, a running download finishes,
 /// then the server exits.
 #[test]
@@ -552,15 +561,13 @@ fn sigterm_lets_a_running_transfer_finish() {
     // The idle session is closed at once.
     let r = idle.read_reply();
     assert_eq!(r.code, 421, "{r:?}");
-    // New connections are not served.
-    thread::sleep(Duration::from_millis(300));
-    if let Ok(s) = std::net::TcpStream::connect(server.addr()) {
-        let mut late = Control::from_stream(s);
-        late.set_read_timeout(Duration::from_secs(2));
-        if let Ok(r) = late.try_read_reply() {
-            assert_ne!(r.code, 220, "a new session after SIGTERM: {r:?}");
-        }
-    }
+    // New connections are not served, once the server has stopped accepting them.
+    let mut greeted = None;
+    let refused = wait_until(Duration::from_secs(5), || {
+        greeted = late_greeting(server.addr());
+        greeted.is_none()
+    });
+    assert!(refused, "a new session after SIGTERM: {greeted:?}");
     // The download completes.
     let mut rest = Vec::new();
     data.read_to_end(&mut rest).unwrap();
