@@ -58,6 +58,26 @@ pub struct ClientOutput {
     pub stderr: String,
 }
 
+impl ClientOutput {
+    /// Asserts that the client succeeded (`what` names it in the failure); returns what it
+    /// printed.
+    ///
+    /// # Panics
+    /// When it failed.
+    #[must_use]
+    #[track_caller]
+    pub fn success(self, what: &str) -> Self {
+        assert!(
+            self.status.success(),
+            "{what} failed ({}):\n{}\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
 /// Kills and reaps a child on drop.
 struct ChildGuard(Option<Child>);
 
@@ -113,6 +133,27 @@ pub fn run_client(cmd: &mut Command, stdin: Option<&[u8]>, secs: u64) -> ClientO
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
     }
+}
+
+/// Runs curl with `args`, quiet but for errors, with time limits (30 s in all, 10 s to
+/// connect; killed after 60 s).
+///
+/// # Panics
+/// When curl cannot start or does not finish in time.
+pub fn curl(args: &[&str]) -> ClientOutput {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "30", "--connect-timeout", "10"])
+        .args(args);
+    run_client(&mut cmd, None, 60)
+}
+
+/// [`curl`], asserting that it succeeds.
+///
+/// # Panics
+/// When curl fails.
+#[track_caller]
+pub fn curl_ok(args: &[&str]) -> ClientOutput {
+    curl(args).success(&format!("curl {args:?}"))
 }
 
 fn read_pipe<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<String> {

@@ -26,7 +26,7 @@ pub mod wait;
 
 pub use audit::{AuditRecord, audit, parse_audit_line};
 pub use bin::{ferry_bin, workspace_root};
-pub use clients::{ClientOutput, find_in_path, require_client, run_client, skipped};
+pub use clients::{ClientOutput, curl, curl_ok, find_in_path, require_client, run_client, skipped};
 pub use control::{
     Control, IO_TIMEOUT, OTHER_HOST, Reply, parse_epsv, parse_pasv, reset, tcp_connect_from,
 };

@@ -21,7 +21,7 @@ use suppaftp::{FtpStream, Mode};
 
 use crate::audit::{AuditRecord, audit};
 use crate::bin::{ferry_bin, ferry_command};
-use crate::clients::run_client;
+use crate::clients::{require_client, run_client};
 use crate::control::Control;
 use crate::ftp_client::ftp_connect;
 use crate::wait::poll;
@@ -252,6 +252,14 @@ impl Server {
             .start()
     }
 
+    /// [`Server::with_alice`] without extra arguments, for a test of the external client
+    /// `client`; `None` when it is not installed and the test is skipped (see
+    /// [`require_client`]).
+    #[must_use]
+    pub fn for_client(client: &str) -> Option<Self> {
+        require_client(client).then(|| Self::with_alice(&[]))
+    }
+
     /// Reads what the server prints as it starts until it has reported listening on
     /// `count` addresses (and the password of an account it made itself).
     fn read_startup(&mut self, lines: &Receiver<String>, count: usize) {
@@ -324,6 +332,16 @@ impl Server {
     #[must_use]
     pub fn root(&self) -> &Path {
         self.root.path()
+    }
+
+    /// The URL of `path` on the server, with `user`'s name and password in it.
+    #[must_use]
+    pub fn url(&self, user: &str, path: &str) -> String {
+        format!(
+            "ftp://{user}:{}@127.0.0.1:{}/{path}",
+            self.password(user),
+            self.port()
+        )
     }
 
     /// The data folder (`--data-dir`).

@@ -11,8 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_tests::{
-    AuditRecord, Control, OTHER_HOST, Server, ServerBuilder, random_bytes, reset, sha256_file,
-    snapshot, tcp_connect_from, temporaries, wait_until,
+    AuditRecord, Control, OTHER_HOST, Server, ServerBuilder, random_bytes, reset, set_mtime,
+    sha256_file, snapshot, tcp_connect_from, temporaries, wait_until,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -168,8 +168,7 @@ fn absent_and_stalled_data_connections_time_out() {
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     drop(data);
     // An upload that stops sending: 426, and the old file stays.
-    let mut data = c.pasv();
-    c.expect("STOR keep.bin", 150);
+    let mut data = c.data_command("STOR keep.bin");
     data.write_all(b"partial").unwrap();
     let r = c.read_reply();
     assert_eq!(r.code, 426, "{r:?}");
@@ -594,12 +593,7 @@ fn world() -> Server {
     std::fs::write(server.home("bob").join("bob-secret.txt"), &bob).unwrap();
     // A recognisable time on the secret file (MDTM must never show it).
     let old = std::time::UNIX_EPOCH + Duration::from_secs(946_684_798);
-    std::fs::File::options()
-        .write(true)
-        .open(outside.join("sentinel-secret.txt"))
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    set_mtime(&outside.join("sentinel-secret.txt"), old);
     server
 }
 
@@ -1033,8 +1027,7 @@ fn client_vanishes_mid_download() {
     for how in ["reset both", "close control", "reset data"] {
         let mut c = server.login("alice");
         c.expect("TYPE I", 200);
-        let mut data = c.pasv();
-        c.expect("RETR big.bin", 150);
+        let mut data = c.data_command("RETR big.bin");
         let mut buf = vec![0u8; 256 * 1024];
         let n = data.read(&mut buf).unwrap();
         assert!(n > 0);
@@ -1080,8 +1073,7 @@ fn client_vanishes_mid_download() {
 fn start_upload(server: &Server) -> (Control, TcpStream) {
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("STOR keep.bin", 150);
+    let mut data = c.data_command("STOR keep.bin");
     data.write_all(&random_bytes(99, 3 << 20)).unwrap();
     // Let the server write some of it to its temporary file.
     let home = server.home("alice");
@@ -1170,13 +1162,12 @@ fn uploads_cut_off_by_a_vanished_client_are_all_audited() {
         let mut c = server.login("alice");
         let client = c.stream().local_addr().unwrap().to_string();
         c.expect("TYPE I", 200);
-        let mut data = c.pasv();
         let cmd = match way {
             "reset STOR" => "STOR keep.bin",
             "reset APPE" => "APPE app.bin",
             _ => "STOR fin.bin",
         };
-        c.expect(cmd, 150);
+        let mut data = c.data_command(cmd);
         data.write_all(&random_bytes(i, 1 << 20)).unwrap();
         // Vanish while the server is still receiving.
         assert!(wait_until(Duration::from_secs(5), || {
@@ -1231,10 +1222,9 @@ fn uploads_cut_off_by_a_vanished_client_are_all_audited() {
 /// upload from a cut one; the control connection closing must decide.
 #[test]
 fn killed_client_process_mid_upload() {
-    if !ferry_tests::require_client("curl") {
+    let Some(server) = Server::for_client("curl") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
+    };
     let home = server.home("alice");
     let old = random_bytes(6, 100_000);
     std::fs::write(home.join("keep.bin"), &old).unwrap();
@@ -1318,8 +1308,7 @@ fn full_disk_fails_uploads_cleanly() {
     assert!(std::fs::read(home.join("keep.bin")).unwrap() == small);
     let full_reply = |c: &mut Control, cmd: &str| {
         c.expect("TYPE I", 200);
-        let mut data = c.pasv();
-        c.expect(cmd, 150);
+        let mut data = c.data_command(cmd);
         let _ = data.write_all(&random_bytes(2, 3 << 20));
         drop(data);
         c.read_reply()
@@ -1377,16 +1366,14 @@ fn unwritable_audit_log_refuses_changes_and_keeps_data() {
         |r: &ferry_tests::Reply| (450..=452).contains(&r.code) || r.code == 552 || r.code == 550;
     // An upload over a file: refused, the old file stays, no temporary.
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("STOR keep.txt", 150);
+    let mut data = c.data_command("STOR keep.txt");
     data.write_all(b"replacement").unwrap();
     drop(data);
     let r = c.read_reply();
     assert!(refused(&r), "an unaudited upload must fail: {r:?}");
     assert_eq!(std::fs::read(home.join("keep.txt")).unwrap(), b"keep me");
     // A new file: refused, nothing appears.
-    let mut data = c.pasv();
-    c.expect("STOR new.txt", 150);
+    let mut data = c.data_command("STOR new.txt");
     data.write_all(b"new").unwrap();
     drop(data);
     let r = c.read_reply();
