@@ -328,8 +328,7 @@ fn abor_stops_a_100_mib_download() {
     std::fs::write(server.home("alice").join("big.bin"), &content).unwrap();
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("RETR big.bin", 150);
+    let mut data = c.data_command("RETR big.bin");
     let mut buf = vec![0u8; 1 << 20];
     let mut got = 0usize;
     while got < 2 << 20 {
@@ -372,8 +371,7 @@ fn abor_stops_a_100_mib_download() {
     std::fs::write(server.home("alice").join("small.bin"), b"after abort").unwrap();
     assert_eq!(c.retr("small.bin"), b"after abort");
     // And a full download of the big file still matches.
-    let mut data = c.pasv();
-    c.expect("RETR big.bin", 150);
+    let mut data = c.data_command("RETR big.bin");
     let mut all = Vec::with_capacity(size);
     data.read_to_end(&mut all).unwrap();
     assert_eq!(c.read_reply().code, 226);
@@ -395,8 +393,7 @@ fn abor_after_a_broken_transfer_gets_226() {
     .unwrap();
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("RETR big.bin", 150);
+    let mut data = c.data_command("RETR big.bin");
     let mut buf = vec![0u8; 64 * 1024];
     data.read_exact(&mut buf).unwrap();
     ferry_tests::reset(data);
@@ -418,8 +415,7 @@ fn abor_during_an_upload_keeps_the_old_file() {
     std::fs::write(home.join("keep.bin"), b"old content").unwrap();
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("STOR keep.bin", 150);
+    let mut data = c.data_command("STOR keep.bin");
     data.write_all(&random_bytes(1, 1 << 20)).unwrap();
     c.send_raw(b"ABOR\r\n");
     let first = c.read_reply();
@@ -553,8 +549,7 @@ fn sigterm_lets_a_running_transfer_finish() {
     let mut idle = server.login("alice");
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("RETR big.bin", 150);
+    let mut data = c.data_command("RETR big.bin");
     let mut got = vec![0u8; 1 << 20];
     data.read_exact(&mut got).unwrap();
     server.terminate();
@@ -595,15 +590,13 @@ fn type_a_converts_line_ends() {
     let mut c = server.login("alice");
     // Download in ASCII: LF becomes CR LF on the wire.
     c.expect("TYPE A", 200);
-    let mut data = c.pasv();
-    c.expect("RETR unix.txt", 150);
+    let mut data = c.data_command("RETR unix.txt");
     let mut wire = Vec::new();
     data.read_to_end(&mut wire).unwrap();
     assert_eq!(c.read_reply().code, 226);
     assert_eq!(wire, b"one\r\ntwo\r\n\r\nthree");
     // Upload in ASCII: CR LF becomes LF on disk.
-    let mut data = c.pasv();
-    c.expect("STOR dos.txt", 150);
+    let mut data = c.data_command("STOR dos.txt");
     data.write_all(b"a\r\nb\r\n\r\nc").unwrap();
     drop(data);
     assert_eq!(c.read_reply().code, 226);
