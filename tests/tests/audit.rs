@@ -27,6 +27,20 @@ const fn want<'a>(op: &'a str, path: &'a str, result: &'a str) -> Want<'a> {
     }
 }
 
+impl<'a> Want<'a> {
+    /// And the line says these bytes.
+    const fn bytes(mut self, bytes: u64) -> Self {
+        self.bytes = Some(Some(bytes));
+        self
+    }
+
+    /// And the line names this target.
+    const fn to(mut self, to: &'a str) -> Self {
+        self.to = Some(to);
+        self
+    }
+}
+
 fn check(records: &[AuditRecord], user: &str, client: &str, wants: &[Want<'_>]) {
     assert_eq!(
         records.len(),
@@ -90,14 +104,12 @@ fn every_change_is_audited_in_order() {
     c.stor("new.bin", &random_bytes(1, 12_345)); // upload
     c.stor("new.bin", b"replaced"); // upload over a file
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("APPE new.bin", 150); // append
+    let mut data = c.data_command("APPE new.bin"); // append
     data.write_all(b"+more").unwrap();
     drop(data);
     assert_eq!(c.read_reply().code, 226);
     c.expect("REST 3", 350);
-    let mut data = c.pasv();
-    c.expect("STOR new.bin", 150); // a write at an offset (resume)
+    let mut data = c.data_command("STOR new.bin"); // a write at an offset (resume)
     data.write_all(b"XY").unwrap();
     drop(data);
     assert_eq!(c.read_reply().code, 226);
@@ -126,8 +138,7 @@ fn every_change_is_audited_in_order() {
     c.expect("DELE folder/moved.bin", 550); // gone
     c.expect("RMD folder", 250);
     // An upload the client abandons with ABOR.
-    let mut data = c.pasv();
-    c.expect("STOR abandoned.bin", 150);
+    let mut data = c.data_command("STOR abandoned.bin");
     data.write_all(&random_bytes(2, 100_000)).unwrap();
     assert!(wait_until(Duration::from_secs(5), || {
         !ferry_tests::temporaries(&home).is_empty()
@@ -147,37 +158,17 @@ fn every_change_is_audited_in_order() {
         "alice",
         &client,
         &[
-            Want {
-                bytes: Some(Some(12_345)),
-                ..want("upload", "/new.bin", "ok")
-            },
-            Want {
-                bytes: Some(Some(8)),
-                ..want("upload", "/new.bin", "ok")
-            },
-            Want {
-                bytes: Some(Some(5)),
-                ..want("append", "/new.bin", "ok")
-            },
-            Want {
-                bytes: Some(Some(2)),
-                ..want("append", "/new.bin", "ok")
-            },
-            Want {
-                bytes: Some(Some(6)),
-                ..want("upload", &stou_path, "ok")
-            },
+            want("upload", "/new.bin", "ok").bytes(12_345),
+            want("upload", "/new.bin", "ok").bytes(8),
+            want("append", "/new.bin", "ok").bytes(5),
+            want("append", "/new.bin", "ok").bytes(2),
+            want("upload", &stou_path, "ok").bytes(6),
             want("mkdir", "/folder", "ok"),
             want("mkdir", "/folder", "already_exists"),
-            Want {
-                to: Some("/folder/moved.bin"),
-                ..want("rename", "/new.bin", "ok")
-            },
-            Want {
-                to: Some("/copy.bin"),
-                bytes: Some(Some(5)),
-                ..want("copy", "/folder/moved.bin", "ok")
-            },
+            want("rename", "/new.bin", "ok").to("/folder/moved.bin"),
+            want("copy", "/folder/moved.bin", "ok")
+                .to("/copy.bin")
+                .bytes(5),
             want("mtime", "/copy.bin", "ok"),
             want("chmod", "/copy.bin", "ok"),
             want("rmdir", "/folder", "not_empty"),

@@ -8,16 +8,13 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use ferry_tests::{
-    Control, Server, random_bytes, require_client, run_client, sha256_file, temporaries,
-};
+use ferry_tests::{Control, Server, random_bytes, run_client, sha256_file, temporaries};
 
 #[test]
 fn classic_ftp_in_active_mode() {
-    if !require_client("ftp") {
+    let Some(server) = Server::for_client("ftp") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
+    };
     let home = server.home("alice");
     let local = server.root().join("local");
     std::fs::create_dir(&local).unwrap();
@@ -99,17 +96,18 @@ quit
     );
     assert!(fetched.join("todo.txt").exists());
     assert!(temporaries(&home).is_empty());
-    for (op, path) in [
-        ("mkdir", "/winfolder"),
-        ("upload", "/winfolder/report.bin"),
-        ("rename", "/winfolder/report.bin"),
-        ("upload", "/winfolder/notes.txt"),
-        ("delete", "/winfolder/final.bin"),
-        ("mkdir", "/gone"),
-        ("rmdir", "/gone"),
-    ] {
-        server.assert_audited("alice", op, path);
-    }
+    server.assert_all_audited(
+        "alice",
+        &[
+            ("mkdir", "/winfolder"),
+            ("upload", "/winfolder/report.bin"),
+            ("rename", "/winfolder/report.bin"),
+            ("upload", "/winfolder/notes.txt"),
+            ("delete", "/winfolder/final.bin"),
+            ("mkdir", "/gone"),
+            ("rmdir", "/gone"),
+        ],
+    );
 }
 
 /// Opens a PORT listener and sends `cmd`; returns the data the transfer moved (for a
@@ -181,14 +179,15 @@ fn windows_ftp_exe_dialog() {
     c.expect("QUIT", 221);
     assert!(!home.join("docs").exists());
     assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
-    for (op, path) in [
-        ("mkdir", "/docs"),
-        ("upload", "/docs/up.bin"),
-        ("upload", "/docs/readme.txt"),
-        ("rename", "/docs/up.bin"),
-        ("delete", "/docs/final.bin"),
-        ("rmdir", "/docs"),
-    ] {
-        server.assert_audited("alice", op, path);
-    }
+    server.assert_all_audited(
+        "alice",
+        &[
+            ("mkdir", "/docs"),
+            ("upload", "/docs/up.bin"),
+            ("upload", "/docs/readme.txt"),
+            ("rename", "/docs/up.bin"),
+            ("delete", "/docs/final.bin"),
+            ("rmdir", "/docs"),
+        ],
+    );
 }

@@ -3,8 +3,9 @@
 
 use std::io::Cursor;
 use std::sync::{Arc, Barrier};
-use std::thread;
+use std::thread::{self, JoinHandle};
 
+use ferry_tests::suppaftp::FtpStream;
 use ferry_tests::suppaftp::types::FileType;
 use ferry_tests::{Mode, Server, random_bytes, sha256_file, sha256_hex, temporaries};
 
@@ -12,6 +13,34 @@ const CLIENTS: usize = 100;
 
 fn content(i: usize) -> Vec<u8> {
     random_bytes(1000 + i as u64, 40_000 + i * 3_001)
+}
+
+/// A client logged in as alice in `mode`, binary transfers set.
+fn binary_client(server: &Server, mode: Mode) -> Result<FtpStream, String> {
+    let mut ftp = server.ftp("alice", mode);
+    ftp.transfer_type(FileType::Binary)
+        .map_err(|e| e.to_string())?;
+    Ok(ftp)
+}
+
+/// Downloads `name`; an error names `who` and what failed.
+fn fetch(ftp: &mut FtpStream, who: &str, name: &str) -> Result<Vec<u8>, String> {
+    ftp.retr_as_buffer(name)
+        .map(Cursor::into_inner)
+        .map_err(|e| format!("{who}: RETR {name}: {e}"))
+}
+
+/// Waits for every client; returns what went wrong with those that failed.
+fn failures(clients: Vec<JoinHandle<Result<(), String>>>) -> Vec<String> {
+    clients
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, w)| match w.join() {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(format!("client {i} panicked")),
+        })
+        .collect()
 }
 
 #[test]
@@ -38,10 +67,7 @@ fn hundred_clients_at_once() {
                     let name = format!("client-{i:03}.bin");
                     ftp.put_file(&name, &mut Cursor::new(&mine))
                         .map_err(|e| format!("STOR {name}: {e}"))?;
-                    let back = ftp
-                        .retr_as_buffer(&name)
-                        .map_err(|e| format!("RETR {name}: {e}"))?
-                        .into_inner();
+                    let back = fetch(&mut ftp, &format!("client {i}"), &name)?;
                     if sha256_hex(&back) != expected[i] {
                         return Err(format!("{name}: downloaded bytes differ"));
                     }
@@ -53,10 +79,7 @@ fn hundred_clients_at_once() {
                 // Then each downloads its neighbour's file.
                 let j = (i + 1) % CLIENTS;
                 let other = format!("client-{j:03}.bin");
-                let got = ftp
-                    .retr_as_buffer(&other)
-                    .map_err(|e| format!("client {i}: RETR {other}: {e}"))?
-                    .into_inner();
+                let got = fetch(&mut ftp, &format!("client {i}"), &other)?;
                 if sha256_hex(&got) != expected[j] {
                     return Err(format!("client {i}: {other} differs"));
                 }
@@ -65,15 +88,7 @@ fn hundred_clients_at_once() {
             })
         })
         .collect();
-    let errors: Vec<String> = workers
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, w)| match w.join() {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e),
-            Err(_) => Some(format!("client {i} panicked")),
-        })
-        .collect();
+    let errors = failures(workers);
     assert!(
         errors.is_empty(),
         "{} clients failed:\n{}",
@@ -116,9 +131,7 @@ fn concurrent_replacements_are_atomic() {
     for i in 0..WRITERS {
         let (server, start) = (server.clone(), start.clone());
         handles.push(thread::spawn(move || -> Result<(), String> {
-            let mut ftp = server.ftp("alice", Mode::ExtendedPassive);
-            ftp.transfer_type(FileType::Binary)
-                .map_err(|e| e.to_string())?;
+            let mut ftp = binary_client(&server, Mode::ExtendedPassive)?;
             start.wait();
             for _ in 0..3 {
                 ftp.put_file("shared.bin", &mut Cursor::new(version(i)))
@@ -130,15 +143,10 @@ fn concurrent_replacements_are_atomic() {
     for r in 0..READERS {
         let (server, start, sums) = (server.clone(), start.clone(), sums.clone());
         handles.push(thread::spawn(move || -> Result<(), String> {
-            let mut ftp = server.ftp("alice", Mode::Passive);
-            ftp.transfer_type(FileType::Binary)
-                .map_err(|e| e.to_string())?;
+            let mut ftp = binary_client(&server, Mode::Passive)?;
             start.wait();
             for k in 0..8 {
-                let got = ftp
-                    .retr_as_buffer("shared.bin")
-                    .map_err(|e| format!("reader {r}: {e}"))?
-                    .into_inner();
+                let got = fetch(&mut ftp, &format!("reader {r}"), "shared.bin")?;
                 if !sums.contains(&sha256_hex(&got)) {
                     return Err(format!(
                         "reader {r}, read {k}: a mixed file of {} bytes",
@@ -153,14 +161,7 @@ fn concurrent_replacements_are_atomic() {
             Ok(())
         }));
     }
-    let errors: Vec<String> = handles
-        .into_iter()
-        .filter_map(|h| match h.join() {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e),
-            Err(_) => Some("a client panicked".into()),
-        })
-        .collect();
+    let errors = failures(handles);
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     let last = sha256_file(&home.join("shared.bin"));
     assert!(

@@ -4,46 +4,40 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferry_tests::{
-    ClientOutput, Server, ServerBuilder, ferry_bin, random_bytes, require_client, run_client,
+    Server, ServerBuilder, curl, curl_ok, ferry_bin, random_bytes, require_client, run_client,
     sha256_file, temporaries,
 };
-
-/// Runs curl with `args`; asserts success.
-fn curl(args: &[&str]) -> ClientOutput {
-    let out = curl_status(args);
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed ({}):\n{}\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    out
-}
-
-fn curl_status(args: &[&str]) -> ClientOutput {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "30", "--connect-timeout", "10"])
-        .args(args);
-    run_client(&mut cmd, None, 60)
-}
-
-fn url(server: &Server, path: &str) -> String {
-    format!("ftp://alice:alice-pw@127.0.0.1:{}/{path}", server.port())
-}
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
 
+/// Uploads `src` to `name` with curl given `flags`; checks the copy in alice's home.
+fn upload(server: &Server, flags: &[&str], src: &Path, name: &str) {
+    curl_ok(&[flags, &["-T", p(src), &server.url("alice", name)]].concat());
+    assert_eq!(
+        sha256_file(&server.home("alice").join(name)),
+        sha256_file(src)
+    );
+}
+
+/// Downloads `name` with curl given `flags` into a new local file; checks it against `src`.
+fn download(server: &Server, flags: &[&str], name: &str, src: &Path) {
+    static DOWNLOADS: AtomicUsize = AtomicUsize::new(0);
+    let n = DOWNLOADS.fetch_add(1, Ordering::Relaxed);
+    let dst = server.root().join(format!("down-{n}.bin"));
+    curl_ok(&[flags, &["-o", p(&dst), &server.url("alice", name)]].concat());
+    assert_eq!(sha256_file(&dst), sha256_file(src), "{name} with {flags:?}");
+}
+
 #[test]
 fn upload_download_and_listings() {
-    if !require_client("curl") {
+    let Some(server) = Server::for_client("curl") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
+    };
     let home = server.home("alice");
     let local = server.root().join("local");
     std::fs::create_dir(&local).unwrap();
@@ -51,27 +45,26 @@ fn upload_download_and_listings() {
     std::fs::write(&src, random_bytes(1, 700_000)).unwrap();
 
     // Upload into the root: curl names it after the local file.
-    curl(&["-T", p(&src), &url(&server, "")]);
+    curl_ok(&["-T", p(&src), &server.url("alice", "")]);
     assert_eq!(sha256_file(&home.join("up load.bin")), sha256_file(&src));
     // Upload under another name, in passive mode without EPSV (PASV).
-    curl(&["--disable-epsv", "-T", p(&src), &url(&server, "second.bin")]);
-    assert_eq!(sha256_file(&home.join("second.bin")), sha256_file(&src));
+    upload(&server, &["--disable-epsv"], &src, "second.bin");
 
     // Download (EPSV, then PASV).
-    let dst = local.join("down.bin");
-    curl(&["-o", p(&dst), &url(&server, "up%20load.bin")]);
-    assert_eq!(sha256_file(&dst), sha256_file(&src));
-    std::fs::remove_file(&dst).unwrap();
-    curl(&["--disable-epsv", "-o", p(&dst), &url(&server, "second.bin")]);
-    assert_eq!(sha256_file(&dst), sha256_file(&src));
+    download(&server, &[], "up%20load.bin", &src);
+    download(&server, &["--disable-epsv"], "second.bin", &src);
     // A missing file is an error (550 -> curl exit 78).
-    let out = curl_status(&["-o", p(&local.join("x")), &url(&server, "missing.bin")]);
+    let out = curl(&[
+        "-o",
+        p(&local.join("x")),
+        &server.url("alice", "missing.bin"),
+    ]);
     assert_eq!(out.status.code(), Some(78), "{out:?}");
 
     // Listings: LIST and NLST (--list-only).
     std::fs::create_dir(home.join("sub")).unwrap();
     std::fs::write(home.join("sub/inner.txt"), b"inner").unwrap();
-    let out = curl(&[&url(&server, "")]);
+    let out = curl_ok(&[&server.url("alice", "")]);
     assert!(
         out.stdout.contains("up load.bin") && out.stdout.contains("sub"),
         "{}",
@@ -84,7 +77,7 @@ fn upload_download_and_listings() {
         "{}",
         out.stdout
     );
-    let out = curl(&["--list-only", &url(&server, "")]);
+    let out = curl_ok(&["--list-only", &server.url("alice", "")]);
     let mut names: Vec<&str> = out.stdout.lines().collect();
     names.sort_unstable();
     assert_eq!(
@@ -93,7 +86,7 @@ fn upload_download_and_listings() {
         "{}",
         out.stdout
     );
-    let out = curl(&["--list-only", &url(&server, "sub/")]);
+    let out = curl_ok(&["--list-only", &server.url("alice", "sub/")]);
     assert_eq!(out.stdout.trim(), "inner.txt");
 
     server.assert_audited("alice", "upload", "/up load.bin");
@@ -102,16 +95,15 @@ fn upload_download_and_listings() {
 
 #[test]
 fn quote_commands() {
-    if !require_client("curl") {
+    let Some(server) = Server::for_client("curl") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
+    };
     let home = server.home("alice");
     std::fs::write(home.join("a.txt"), b"a").unwrap();
     std::fs::write(home.join("gone.txt"), b"g").unwrap();
     // Before the transfer: MKD, RNFR/RNTO, SITE CPFR/CPTO, SITE CHMOD, MFMT; after it
     // (a leading '-'): DELE.
-    curl(&[
+    curl_ok(&[
         "-Q",
         "MKD qdir",
         "-Q",
@@ -128,7 +120,7 @@ fn quote_commands() {
         "MFMT 20210304050607 c.txt",
         "-Q",
         "-DELE gone.txt",
-        &url(&server, ""),
+        &server.url("alice", ""),
     ]);
     assert!(home.join("qdir").is_dir());
     assert!(!home.join("a.txt").exists());
@@ -139,89 +131,68 @@ fn quote_commands() {
     let meta = std::fs::metadata(home.join("c.txt")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     // A refused quote command fails curl (exit 21, quote error).
-    let out = curl_status(&["-Q", "DELE nothing-here", &url(&server, "")]);
+    let out = curl(&["-Q", "DELE nothing-here", &server.url("alice", "")]);
     assert_eq!(out.status.code(), Some(21), "{out:?}");
     // RMD through a quote, with a post-quote.
-    curl(&[
+    curl_ok(&[
         "-Q",
         "-DELE qdir/b.txt",
         "-Q",
         "-RMD qdir",
-        &url(&server, ""),
+        &server.url("alice", ""),
     ]);
     assert!(!home.join("qdir").exists());
-    for (op, path) in [
-        ("mkdir", "/qdir"),
-        ("rename", "/a.txt"),
-        ("copy", "/qdir/b.txt"),
-        ("chmod", "/c.txt"),
-        ("mtime", "/c.txt"),
-        ("delete", "/gone.txt"),
-        ("delete", "/qdir/b.txt"),
-        ("rmdir", "/qdir"),
-    ] {
-        server.assert_audited("alice", op, path);
-    }
+    server.assert_all_audited(
+        "alice",
+        &[
+            ("mkdir", "/qdir"),
+            ("rename", "/a.txt"),
+            ("copy", "/qdir/b.txt"),
+            ("chmod", "/c.txt"),
+            ("mtime", "/c.txt"),
+            ("delete", "/gone.txt"),
+            ("delete", "/qdir/b.txt"),
+            ("rmdir", "/qdir"),
+        ],
+    );
     let rename = server.assert_audited("alice", "rename", "/a.txt");
     assert_eq!(rename.to.as_deref(), Some("/qdir/b.txt"));
 }
 
 #[test]
 fn active_mode() {
-    if !require_client("curl") {
+    let Some(server) = Server::for_client("curl") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
-    let home = server.home("alice");
+    };
     let src = server.root().join("active.bin");
     std::fs::write(&src, random_bytes(2, 1_500_000)).unwrap();
     // --ftp-port - : PORT (or EPRT) to the address of the control connection.
-    curl(&[
-        "--ftp-port",
-        "-",
-        "-T",
-        p(&src),
-        &url(&server, "active.bin"),
-    ]);
-    assert_eq!(sha256_file(&home.join("active.bin")), sha256_file(&src));
-    let dst = server.root().join("active-down.bin");
-    curl(&[
-        "--ftp-port",
-        "-",
-        "-o",
-        p(&dst),
-        &url(&server, "active.bin"),
-    ]);
-    assert_eq!(sha256_file(&dst), sha256_file(&src));
+    upload(&server, &["--ftp-port", "-"], &src, "active.bin");
+    download(&server, &["--ftp-port", "-"], "active.bin", &src);
     // PORT without EPRT.
-    let dst2 = server.root().join("active-down2.bin");
-    curl(&[
-        "--ftp-port",
-        "-",
-        "--disable-eprt",
-        "-o",
-        p(&dst2),
-        &url(&server, "active.bin"),
-    ]);
-    assert_eq!(sha256_file(&dst2), sha256_file(&src));
-    let out = curl(&["--ftp-port", "-", "--list-only", &url(&server, "")]);
+    download(
+        &server,
+        &["--ftp-port", "-", "--disable-eprt"],
+        "active.bin",
+        &src,
+    );
+    let out = curl_ok(&["--ftp-port", "-", "--list-only", &server.url("alice", "")]);
     assert_eq!(out.stdout.trim(), "active.bin");
     server.assert_audited("alice", "upload", "/active.bin");
 }
 
 #[test]
 fn resume_both_ways() {
-    if !require_client("curl") {
+    let Some(server) = Server::for_client("curl") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
+    };
     let home = server.home("alice");
     let full = random_bytes(3, 2_000_000);
     // Download resume: the local file holds the first part.
     std::fs::write(home.join("r.bin"), &full).unwrap();
     let dst = server.root().join("partial.bin");
     std::fs::write(&dst, &full[..750_000]).unwrap();
-    curl(&["-C", "-", "-o", p(&dst), &url(&server, "r.bin")]);
+    curl_ok(&["-C", "-", "-o", p(&dst), &server.url("alice", "r.bin")]);
     assert!(
         std::fs::read(&dst).unwrap() == full,
         "resumed download differs"
@@ -230,7 +201,7 @@ fn resume_both_ways() {
     let src = server.root().join("whole.bin");
     std::fs::write(&src, &full).unwrap();
     std::fs::write(home.join("up.bin"), &full[..1_234_567]).unwrap();
-    curl(&["-C", "-", "-T", p(&src), &url(&server, "up.bin")]);
+    curl_ok(&["-C", "-", "-T", p(&src), &server.url("alice", "up.bin")]);
     assert!(
         std::fs::read(home.join("up.bin")).unwrap() == full,
         "resumed upload differs"
@@ -241,24 +212,23 @@ fn resume_both_ways() {
     std::fs::write(home.join("at.bin"), &full[..1000]).unwrap();
     let tail = server.root().join("tail.bin");
     std::fs::write(&tail, &full).unwrap();
-    curl(&["-C", "1000", "-T", p(&tail), &url(&server, "at.bin")]);
+    curl_ok(&["-C", "1000", "-T", p(&tail), &server.url("alice", "at.bin")]);
     assert!(std::fs::read(home.join("at.bin")).unwrap() == full);
 }
 
 #[test]
 fn create_dirs_and_ascii() {
-    if !require_client("curl") {
+    let Some(server) = Server::for_client("curl") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
+    };
     let home = server.home("alice");
     let src = server.root().join("text.txt");
     std::fs::write(&src, b"line one\nline two\nline three\n").unwrap();
-    curl(&[
+    curl_ok(&[
         "--ftp-create-dirs",
         "-T",
         p(&src),
-        &url(&server, "a/b/c/text.txt"),
+        &server.url("alice", "a/b/c/text.txt"),
     ]);
     assert_eq!(
         std::fs::read(home.join("a/b/c/text.txt")).unwrap(),
@@ -268,17 +238,22 @@ fn create_dirs_and_ascii() {
         server.assert_audited("alice", "mkdir", d);
     }
     // Without --ftp-create-dirs a missing folder is an error.
-    let out = curl_status(&["-T", p(&src), &url(&server, "x/y/text.txt")]);
+    let out = curl(&["-T", p(&src), &server.url("alice", "x/y/text.txt")]);
     assert!(!out.status.success());
     assert!(!home.join("x").exists());
     // ASCII upload: curl sends CR LF, the server stores the local convention (LF).
-    curl(&["--use-ascii", "-T", p(&src), &url(&server, "ascii.txt")]);
+    curl_ok(&[
+        "--use-ascii",
+        "-T",
+        p(&src),
+        &server.url("alice", "ascii.txt"),
+    ]);
     assert_eq!(
         std::fs::read(home.join("ascii.txt")).unwrap(),
         b"line one\nline two\nline three\n"
     );
     // ASCII download: the server sends CR LF (see raw.rs), which curl turns back into LF.
-    let out = curl(&[&url(&server, "ascii.txt;type=a")]);
+    let out = curl_ok(&[&server.url("alice", "ascii.txt;type=a")]);
     assert_eq!(out.stdout, "line one\nline two\nline three\n");
     assert!(temporaries(&home).is_empty());
 }
@@ -304,36 +279,20 @@ fn explicit_ftps() {
         .user("alice", "alice-pw")
         .args(["--tls-cert", p(&cert), "--tls-key", p(&key)])
         .start();
-    let home = server.home("alice");
     let src = server.root().join("secret.bin");
     std::fs::write(&src, random_bytes(4, 500_000)).unwrap();
     // AUTH TLS, PBSZ 0, PROT P; -k: the certificate is self-signed.
-    curl(&[
-        "--ssl-reqd",
-        "-k",
-        "-T",
-        p(&src),
-        &url(&server, "secret.bin"),
-    ]);
-    assert_eq!(sha256_file(&home.join("secret.bin")), sha256_file(&src));
-    let dst = server.root().join("secret-down.bin");
-    curl(&[
-        "--ssl-reqd",
-        "-k",
-        "-o",
-        p(&dst),
-        &url(&server, "secret.bin"),
-    ]);
-    assert_eq!(sha256_file(&dst), sha256_file(&src));
-    let out = curl(&["--ssl-reqd", "-k", "--list-only", &url(&server, "")]);
+    upload(&server, &["--ssl-reqd", "-k"], &src, "secret.bin");
+    download(&server, &["--ssl-reqd", "-k"], "secret.bin", &src);
+    let out = curl_ok(&["--ssl-reqd", "-k", "--list-only", &server.url("alice", "")]);
     assert_eq!(out.stdout.trim(), "secret.bin");
     // With the certificate as the trust anchor instead of -k.
-    let out = curl(&[
+    let out = curl_ok(&[
         "--ssl-reqd",
         "--cacert",
         p(&cert),
         "--list-only",
-        &url(&server, ""),
+        &server.url("alice", ""),
     ]);
     assert_eq!(out.stdout.trim(), "secret.bin");
     server.wait_log(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_tests::{
-    IO_TIMEOUT, Server, ServerBuilder, ferry_bin, make_tree, parse_epsv, random_bytes,
+    IO_TIMEOUT, Server, ServerBuilder, curl, ferry_bin, make_tree, parse_epsv, random_bytes,
     require_client, run_client, sha256_file, tree_sums,
 };
 use rustls::pki_types::pem::PemObject;
@@ -77,17 +77,6 @@ fn tls_server(certs: &Certs, extra: &[&str]) -> Server {
         .start()
 }
 
-fn url(server: &Server, path: &str) -> String {
-    format!("ftp://alice:alice-pw@127.0.0.1:{}/{path}", server.port())
-}
-
-fn curl(args: &[&str]) -> ferry_tests::ClientOutput {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "30", "--connect-timeout", "10"])
-        .args(args);
-    run_client(&mut cmd, None, 60)
-}
-
 #[test]
 fn curl_over_tls13_and_tls12() {
     if !require_client("curl") {
@@ -122,7 +111,7 @@ fn curl_over_tls13_and_tls12() {
             let out = base(&[
                 "-T".into(),
                 p(f).into(),
-                url(&server, &format!("{tag}-{i}.bin")),
+                server.url("alice", &format!("{tag}-{i}.bin")),
             ]);
             assert!(
                 out.status.success(),
@@ -139,7 +128,7 @@ fn curl_over_tls13_and_tls12() {
             args.extend([
                 "-o".into(),
                 p(&down).into(),
-                url(&server, &format!("{tag}-{i}.bin")),
+                server.url("alice", &format!("{tag}-{i}.bin")),
             ]);
         }
         // `--next` keeps `--list-only` to the last URL.
@@ -150,7 +139,7 @@ fn curl_over_tls13_and_tls12() {
             p(&certs.cert()).into(),
         ]);
         args.extend(version.iter().map(|s| (*s).to_string()));
-        args.extend(["--list-only".into(), url(&server, "")]);
+        args.extend(["--list-only".into(), server.url("alice", "")]);
         let out = base(&args);
         assert!(
             out.status.success(),
@@ -193,7 +182,7 @@ fn curl_with_tls_on_the_control_connection_only() {
         "-k",
         "-T",
         p(&src),
-        &url(&server, "c.bin"),
+        &server.url("alice", "c.bin"),
     ]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
@@ -201,7 +190,7 @@ fn curl_with_tls_on_the_control_connection_only() {
         sha256_file(&src)
     );
     // Without any TLS, on a server that offers it but does not require it.
-    let out = curl(&["--list-only", &url(&server, "")]);
+    let out = curl(&["--list-only", &server.url("alice", "")]);
     assert!(
         out.status.success() && out.stdout.contains("c.bin"),
         "{out:?}"
@@ -296,35 +285,21 @@ print('quit', f.quit())
     std::fs::write(&src, random_bytes(3, 100_000)).unwrap();
     // By default a data connection must resume the control connection's TLS session, which
     // ftplib cannot do: it gets a clear 522 and the session goes on.
+    let cert = certs.cert();
+    let ftplib = |server: &Server| {
+        let port = server.port().to_string();
+        let args = ["-c", script, &port, p(&cert), p(&src)];
+        run_client(Command::new("python3").args(args), None, 60)
+    };
     let strict = tls_server(&certs, &[]);
-    let out = run_client(
-        Command::new("python3").args([
-            "-c",
-            script,
-            &strict.port().to_string(),
-            p(&certs.cert()),
-            p(&src),
-        ]),
-        None,
-        60,
-    );
+    let out = ftplib(&strict);
     assert!(out.stdout.contains("refused 522"), "{out:?}");
     assert!(out.stdout.contains("quit 221"), "{out:?}");
     strict.wait_log(&["did not resume"], Duration::from_secs(5));
     // With --tls-session-reuse false it works, and the control connection stays sane after
     // several TLS data connections (QUIT is answered 221).
     let lax = tls_server(&certs, &["--tls-session-reuse", "false"]);
-    let out = run_client(
-        Command::new("python3").args([
-            "-c",
-            script,
-            &lax.port().to_string(),
-            p(&certs.cert()),
-            p(&src),
-        ]),
-        None,
-        60,
-    );
+    let out = ftplib(&lax);
     assert!(out.status.success(), "{out:?}");
     assert!(
         out.stdout.contains("names ['p.bin']") && out.stdout.contains("size 100000"),
@@ -527,7 +502,7 @@ fn require_tls_leaves_no_clear_text_path() {
             &["--ftp-ssl-control", "-k", "--list-only"][..],
         ] {
             let mut all: Vec<String> = args.iter().map(|s| (*s).to_string()).collect();
-            all.push(url(&server, ""));
+            all.push(server.url("alice", ""));
             let refs: Vec<&str> = all.iter().map(String::as_str).collect();
             let out = curl(&refs);
             assert!(
@@ -535,7 +510,7 @@ fn require_tls_leaves_no_clear_text_path() {
                 "curl {args:?} got through in clear text: {out:?}"
             );
         }
-        let out = curl(&["--ssl-reqd", "-k", "--list-only", &url(&server, "")]);
+        let out = curl(&["--ssl-reqd", "-k", "--list-only", &server.url("alice", "")]);
         assert!(out.status.success(), "{out:?}");
     }
 }
@@ -586,26 +561,18 @@ fn bad_certificate_files_are_refused_at_start() {
         run_client(&mut cmd, None, 30)
     };
     let missing = a.dir.path().join("nope.pem");
-    let out = start(&missing, &a.key());
-    assert!(
-        !out.status.success() && out.stderr.contains("nope.pem"),
-        "{out:?}"
-    );
-    let out = start(&a.cert(), &b.key());
-    assert!(
-        !out.status.success() && out.stderr.contains("does not match"),
-        "{out:?}"
-    );
-    let out = start(&a.key(), &a.key());
-    assert!(
-        !out.status.success() && out.stderr.contains("no certificate"),
-        "{out:?}"
-    );
-    let out = start(&a.cert(), &a.cert());
-    assert!(
-        !out.status.success() && out.stderr.contains("no private key"),
-        "{out:?}"
-    );
+    for (cert, key, error) in [
+        (missing, a.key(), "nope.pem"),
+        (a.cert(), b.key(), "does not match"),
+        (a.key(), a.key(), "no certificate"),
+        (a.cert(), a.cert(), "no private key"),
+    ] {
+        let out = start(&cert, &key);
+        assert!(
+            !out.status.success() && out.stderr.contains(error),
+            "{out:?}"
+        );
+    }
     // --require-tls without a certificate is refused too.
     let mut cmd = Command::new(ferry_bin());
     cmd.args([

@@ -11,8 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_tests::{
-    AuditRecord, Control, OTHER_HOST, Server, ServerBuilder, random_bytes, reset, sha256_file,
-    snapshot, tcp_connect_from, temporaries, wait_until,
+    AuditRecord, Control, OTHER_HOST, Server, ServerBuilder, random_bytes, reset, set_mtime,
+    sha256_file, snapshot, tcp_connect_from, temporaries, wait_until,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -68,7 +68,8 @@ fn per_address_connection_limit() {
 #[test]
 fn slow_clients_and_endless_lines() {
     let server = Server::with_alice(&["--idle-timeout", "3"]);
-    // A slow but honest client: a command at one byte per 250 ms is answered.
+    // A slow but honest client: a command at one byte per 250 ms is answered. (The pause
+    // between bytes is what is tested: a sleep, not a wait for a condition.)
     let mut slow = server.login("alice");
     for b in b"NOOP\r\n" {
         slow.send_raw(&[*b]);
@@ -167,8 +168,7 @@ fn absent_and_stalled_data_connections_time_out() {
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     drop(data);
     // An upload that stops sending: 426, and the old file stays.
-    let mut data = c.pasv();
-    c.expect("STOR keep.bin", 150);
+    let mut data = c.data_command("STOR keep.bin");
     data.write_all(b"partial").unwrap();
     let r = c.read_reply();
     assert_eq!(r.code, 426, "{r:?}");
@@ -341,11 +341,6 @@ fn ftp_bounce_is_refused() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    thread::sleep(Duration::from_millis(100));
-    assert!(
-        victim.accept().is_err(),
-        "the server connected to another host"
-    );
     // A PORT to the client itself works.
     let mine = TcpListener::bind("127.0.0.1:0").unwrap();
     let p = mine.local_addr().unwrap().port();
@@ -356,6 +351,21 @@ fn ftp_bounce_is_refused() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.read_to_end(&mut buf).unwrap();
     assert_eq!(c.read_reply().code, 226);
+    // The session runs its commands in order: now that the data connection of this last
+    // PORT has come, one to the victim from any command before it would have come too.
+    assert!(
+        victim.accept().is_err(),
+        "the server connected to another host"
+    );
+}
+
+/// Waits until the server has logged that it refused the data connection `thief`.
+fn wait_refused(server: &Server, thief: &TcpStream) {
+    let intruder = format!("intruder={}", thief.local_addr().unwrap());
+    server.wait_log(
+        &["refused a data connection", &intruder],
+        Duration::from_secs(5),
+    );
 }
 
 #[test]
@@ -378,8 +388,8 @@ fn passive_hijack_is_refused_and_the_real_transfer_works() {
         // The thief connects first, from another address.
         let mut thief = tcp_connect_from(OTHER_HOST, target).expect("thief connects");
         c.expect("RETR prize.bin", 150);
-        // Give the server time to take the thief's connection first.
-        thread::sleep(Duration::from_millis(200));
+        // The server takes the thief's connection first, and refuses it.
+        wait_refused(&server, &thief);
         let mut real = TcpStream::connect_timeout(&target, Duration::from_secs(5)).unwrap();
         real.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -402,7 +412,7 @@ fn passive_hijack_is_refused_and_the_real_transfer_works() {
         data_port.set_ip(server.addr().ip());
         let mut thief = tcp_connect_from(OTHER_HOST, data_port).expect("thief connects");
         c.expect("STOR upload.bin", 150);
-        thread::sleep(Duration::from_millis(200));
+        wait_refused(&server, &thief);
         let _ = thief.write_all(b"EVIL BYTES");
         drop(thief);
         let mut real = TcpStream::connect_timeout(&data_port, Duration::from_secs(5)).unwrap();
@@ -583,12 +593,7 @@ fn world() -> Server {
     std::fs::write(server.home("bob").join("bob-secret.txt"), &bob).unwrap();
     // A recognisable time on the secret file (MDTM must never show it).
     let old = std::time::UNIX_EPOCH + Duration::from_secs(946_684_798);
-    std::fs::File::options()
-        .write(true)
-        .open(outside.join("sentinel-secret.txt"))
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    set_mtime(&outside.join("sentinel-secret.txt"), old);
     server
 }
 
@@ -1022,8 +1027,7 @@ fn client_vanishes_mid_download() {
     for how in ["reset both", "close control", "reset data"] {
         let mut c = server.login("alice");
         c.expect("TYPE I", 200);
-        let mut data = c.pasv();
-        c.expect("RETR big.bin", 150);
+        let mut data = c.data_command("RETR big.bin");
         let mut buf = vec![0u8; 256 * 1024];
         let n = data.read(&mut buf).unwrap();
         assert!(n > 0);
@@ -1069,8 +1073,7 @@ fn client_vanishes_mid_download() {
 fn start_upload(server: &Server) -> (Control, TcpStream) {
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("STOR keep.bin", 150);
+    let mut data = c.data_command("STOR keep.bin");
     data.write_all(&random_bytes(99, 3 << 20)).unwrap();
     // Let the server write some of it to its temporary file.
     let home = server.home("alice");
@@ -1125,7 +1128,8 @@ fn client_vanishes_mid_upload() {
     );
     let _ = data.write_all(b"late bytes");
     drop(data);
-    thread::sleep(Duration::from_millis(200));
+    // The session is over, and with it whatever it could do to the file.
+    server.wait_log(&["session end", &peer], Duration::from_secs(5));
     check("control closed first");
 
     // The server still works and an honest upload replaces the file.
@@ -1158,13 +1162,12 @@ fn uploads_cut_off_by_a_vanished_client_are_all_audited() {
         let mut c = server.login("alice");
         let client = c.stream().local_addr().unwrap().to_string();
         c.expect("TYPE I", 200);
-        let mut data = c.pasv();
         let cmd = match way {
             "reset STOR" => "STOR keep.bin",
             "reset APPE" => "APPE app.bin",
             _ => "STOR fin.bin",
         };
-        c.expect(cmd, 150);
+        let mut data = c.data_command(cmd);
         data.write_all(&random_bytes(i, 1 << 20)).unwrap();
         // Vanish while the server is still receiving.
         assert!(wait_until(Duration::from_secs(5), || {
@@ -1219,10 +1222,9 @@ fn uploads_cut_off_by_a_vanished_client_are_all_audited() {
 /// upload from a cut one; the control connection closing must decide.
 #[test]
 fn killed_client_process_mid_upload() {
-    if !ferry_tests::require_client("curl") {
+    let Some(server) = Server::for_client("curl") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
+    };
     let home = server.home("alice");
     let old = random_bytes(6, 100_000);
     std::fs::write(home.join("keep.bin"), &old).unwrap();
@@ -1240,7 +1242,12 @@ fn killed_client_process_mid_upload() {
         .spawn()
         .unwrap();
     let appeared = wait_until(Duration::from_secs(10), || !temporaries(&home).is_empty());
-    thread::sleep(Duration::from_millis(300));
+    // In the middle of the upload: some of its bytes are in the temporary file.
+    wait_until(Duration::from_secs(10), || {
+        temporaries(&home)
+            .iter()
+            .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() >= 100_000))
+    });
     let _ = child.kill();
     let _ = child.wait();
     assert!(appeared, "the upload never started");
@@ -1249,7 +1256,8 @@ fn killed_client_process_mid_upload() {
         "temporaries left: {:?}",
         temporaries(&home)
     );
-    thread::sleep(Duration::from_millis(200));
+    // The session is over, and with it whatever it could do to the file.
+    server.wait_log(&["session end", "user=\"alice\""], Duration::from_secs(5));
     let now = std::fs::read(home.join("keep.bin")).unwrap();
     assert!(
         now == old,
@@ -1300,8 +1308,7 @@ fn full_disk_fails_uploads_cleanly() {
     assert!(std::fs::read(home.join("keep.bin")).unwrap() == small);
     let full_reply = |c: &mut Control, cmd: &str| {
         c.expect("TYPE I", 200);
-        let mut data = c.pasv();
-        c.expect(cmd, 150);
+        let mut data = c.data_command(cmd);
         let _ = data.write_all(&random_bytes(2, 3 << 20));
         drop(data);
         c.read_reply()
@@ -1359,16 +1366,14 @@ fn unwritable_audit_log_refuses_changes_and_keeps_data() {
         |r: &ferry_tests::Reply| (450..=452).contains(&r.code) || r.code == 552 || r.code == 550;
     // An upload over a file: refused, the old file stays, no temporary.
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("STOR keep.txt", 150);
+    let mut data = c.data_command("STOR keep.txt");
     data.write_all(b"replacement").unwrap();
     drop(data);
     let r = c.read_reply();
     assert!(refused(&r), "an unaudited upload must fail: {r:?}");
     assert_eq!(std::fs::read(home.join("keep.txt")).unwrap(), b"keep me");
     // A new file: refused, nothing appears.
-    let mut data = c.pasv();
-    c.expect("STOR new.txt", 150);
+    let mut data = c.data_command("STOR new.txt");
     data.write_all(b"new").unwrap();
     drop(data);
     let r = c.read_reply();

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use ferry_tests::{
-    ClientOutput, Server, file_mtimes, make_tree, require_client, run_client, temporaries,
-    tree_sums,
+    ClientOutput, Server, file_mtimes, make_tree, require_client, run_client, set_mtime,
+    temporaries, tree_sums,
 };
 
 /// Runs an lftp script against the server as alice.
@@ -27,15 +27,7 @@ fn lftp(server: &Server, settings: &str, script: &str) -> ClientOutput {
             "127.0.0.1",
         ])
         .args(["-e", &commands]);
-    let out = run_client(&mut cmd, None, 90);
-    assert!(
-        out.status.success(),
-        "lftp {commands:?} failed ({}):\n{}\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    out
+    run_client(&mut cmd, None, 90).success(&format!("lftp {commands:?}"))
 }
 
 /// Sets old, distinct modification times on the files of a tree, so that preserving them
@@ -46,12 +38,7 @@ fn age_tree(root: &Path) {
         if v != "dir" {
             i += 1;
             let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000 + i * 86_461);
-            std::fs::File::options()
-                .write(true)
-                .open(root.join(k))
-                .unwrap()
-                .set_modified(t)
-                .unwrap();
+            set_mtime(&root.join(k), t);
         }
     }
 }
@@ -112,10 +99,9 @@ fn mirror_up_and_down_active() {
 
 #[test]
 fn mirror_with_changes_and_delete() {
-    if !require_client("lftp") {
+    let Some(server) = Server::for_client("lftp") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
+    };
     let local = server.root().join("local");
     make_tree(&local, 200);
     lftp(&server, "", "mirror -R local remote");
@@ -128,28 +114,29 @@ fn mirror_with_changes_and_delete() {
         ferry_tests::random_bytes(8, 33_333),
     )
     .unwrap();
-    let future = SystemTime::now() + Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(local.join("b.bin"))
-        .unwrap()
-        .set_modified(future)
-        .unwrap();
+    set_mtime(
+        &local.join("b.bin"),
+        SystemTime::now() + Duration::from_secs(3600),
+    );
     lftp(&server, "", "mirror -R --delete local remote");
     let remote = server.home("alice").join("remote");
     assert_eq!(tree_sums(&local), tree_sums(&remote));
-    server.assert_audited("alice", "delete", "/remote/c.bin");
-    server.assert_audited("alice", "delete", "/remote/sub/deeper/deepest/h.bin");
-    server.assert_audited("alice", "rmdir", "/remote/sub/deeper/deepest");
-    server.assert_audited("alice", "upload", "/remote/sub/new.bin");
+    server.assert_all_audited(
+        "alice",
+        &[
+            ("delete", "/remote/c.bin"),
+            ("delete", "/remote/sub/deeper/deepest/h.bin"),
+            ("rmdir", "/remote/sub/deeper/deepest"),
+            ("upload", "/remote/sub/new.bin"),
+        ],
+    );
 }
 
 #[test]
 fn file_commands() {
-    if !require_client("lftp") {
+    let Some(server) = Server::for_client("lftp") else {
         return;
-    }
-    let server = Server::with_alice(&[]);
+    };
     let home = server.home("alice");
     std::fs::write(server.root().join("put-me.txt"), b"put by lftp\n").unwrap();
     let out = lftp(
@@ -172,15 +159,16 @@ fn file_commands() {
     );
     assert!(!home.join("one/q.txt").exists());
     assert!(home.join("one/two").is_dir() && !home.join("one/two/three").exists());
-    for (op, path) in [
-        ("mkdir", "/one/two/three"),
-        ("upload", "/one/two/p.txt"),
-        ("rename", "/one/two/p.txt"),
-        ("chmod", "/one/q.txt"),
-        ("copy", "/one/q.txt"),
-        ("delete", "/one/q.txt"),
-        ("rmdir", "/one/two/three"),
-    ] {
-        server.assert_audited("alice", op, path);
-    }
+    server.assert_all_audited(
+        "alice",
+        &[
+            ("mkdir", "/one/two/three"),
+            ("upload", "/one/two/p.txt"),
+            ("rename", "/one/two/p.txt"),
+            ("chmod", "/one/q.txt"),
+            ("copy", "/one/q.txt"),
+            ("delete", "/one/q.txt"),
+            ("rmdir", "/one/two/three"),
+        ],
+    );
 }

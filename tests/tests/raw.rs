@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_tests::{Control, Reply, Server, random_bytes};
+use ferry_tests::{Control, Reply, Server, random_bytes, wait_until};
 
 /// Checks the shape of a reply: CR LF line ends; a multi-line reply opens with `ddd-` and
 /// closes with `ddd `.
@@ -202,7 +202,8 @@ fn multi_line_replies() {
 fn commands_split_across_packets_and_pipelined() {
     let server = Server::with_alice(&[]);
     let mut c = server.control();
-    // One command in pieces, with pauses between them.
+    // One command in pieces, with pauses between them. (The pauses are what is tested, so
+    // that each piece arrives alone: sleeps, not waits for a condition.)
     for piece in [&b"US"[..], b"ER al", b"ice", b"\r", b"\n"] {
         c.send_raw(piece);
         thread::sleep(Duration::from_millis(30));
@@ -327,8 +328,7 @@ fn abor_stops_a_100_mib_download() {
     std::fs::write(server.home("alice").join("big.bin"), &content).unwrap();
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("RETR big.bin", 150);
+    let mut data = c.data_command("RETR big.bin");
     let mut buf = vec![0u8; 1 << 20];
     let mut got = 0usize;
     while got < 2 << 20 {
@@ -371,8 +371,7 @@ fn abor_stops_a_100_mib_download() {
     std::fs::write(server.home("alice").join("small.bin"), b"after abort").unwrap();
     assert_eq!(c.retr("small.bin"), b"after abort");
     // And a full download of the big file still matches.
-    let mut data = c.pasv();
-    c.expect("RETR big.bin", 150);
+    let mut data = c.data_command("RETR big.bin");
     let mut all = Vec::with_capacity(size);
     data.read_to_end(&mut all).unwrap();
     assert_eq!(c.read_reply().code, 226);
@@ -394,8 +393,7 @@ fn abor_after_a_broken_transfer_gets_226() {
     .unwrap();
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("RETR big.bin", 150);
+    let mut data = c.data_command("RETR big.bin");
     let mut buf = vec![0u8; 64 * 1024];
     data.read_exact(&mut buf).unwrap();
     ferry_tests::reset(data);
@@ -417,8 +415,7 @@ fn abor_during_an_upload_keeps_the_old_file() {
     std::fs::write(home.join("keep.bin"), b"old content").unwrap();
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("STOR keep.bin", 150);
+    let mut data = c.data_command("STOR keep.bin");
     data.write_all(&random_bytes(1, 1 << 20)).unwrap();
     c.send_raw(b"ABOR\r\n");
     let first = c.read_reply();
@@ -533,6 +530,14 @@ fn unusual_names() {
     assert!(ferry_tests::temporaries(&home).is_empty());
 }
 
+/// The greeting a new connection to `addr` gets, if it gets one that opens a session (220).
+fn late_greeting(addr: std::net::SocketAddr) -> Option<Reply> {
+    let s = std::net::TcpStream::connect(addr).ok()?;
+    let mut late = Control::from_stream(s);
+    late.set_read_timeout(Duration::from_secs(2));
+    late.try_read_reply().ok().filter(|r| r.code == 220)
+}
+
 /// SIGTERM: no new sessions, idle sessions are told 421, a running download finishes,
 /// then the server exits.
 #[test]
@@ -544,23 +549,20 @@ fn sigterm_lets_a_running_transfer_finish() {
     let mut idle = server.login("alice");
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
-    let mut data = c.pasv();
-    c.expect("RETR big.bin", 150);
+    let mut data = c.data_command("RETR big.bin");
     let mut got = vec![0u8; 1 << 20];
     data.read_exact(&mut got).unwrap();
     server.terminate();
     // The idle session is closed at once.
     let r = idle.read_reply();
     assert_eq!(r.code, 421, "{r:?}");
-    // New connections are not served.
-    thread::sleep(Duration::from_millis(300));
-    if let Ok(s) = std::net::TcpStream::connect(server.addr()) {
-        let mut late = Control::from_stream(s);
-        late.set_read_timeout(Duration::from_secs(2));
-        if let Ok(r) = late.try_read_reply() {
-            assert_ne!(r.code, 220, "a new session after SIGTERM: {r:?}");
-        }
-    }
+    // New connections are not served, once the server has stopped accepting them.
+    let mut greeted = None;
+    let refused = wait_until(Duration::from_secs(5), || {
+        greeted = late_greeting(server.addr());
+        greeted.is_none()
+    });
+    assert!(refused, "a new session after SIGTERM: {greeted:?}");
     // The download completes.
     let mut rest = Vec::new();
     data.read_to_end(&mut rest).unwrap();
@@ -588,15 +590,13 @@ fn type_a_converts_line_ends() {
     let mut c = server.login("alice");
     // Download in ASCII: LF becomes CR LF on the wire.
     c.expect("TYPE A", 200);
-    let mut data = c.pasv();
-    c.expect("RETR unix.txt", 150);
+    let mut data = c.data_command("RETR unix.txt");
     let mut wire = Vec::new();
     data.read_to_end(&mut wire).unwrap();
     assert_eq!(c.read_reply().code, 226);
     assert_eq!(wire, b"one\r\ntwo\r\n\r\nthree");
     // Upload in ASCII: CR LF becomes LF on disk.
-    let mut data = c.pasv();
-    c.expect("STOR dos.txt", 150);
+    let mut data = c.data_command("STOR dos.txt");
     data.write_all(b"a\r\nb\r\n\r\nc").unwrap();
     drop(data);
     assert_eq!(c.read_reply().code, 226);
