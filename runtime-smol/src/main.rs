@@ -285,7 +285,7 @@ fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("audit log {}: {e}", audit_path.display()))?;
     let tls = match (&settings.tls_cert, &settings.tls_key) {
         (Some(cert), Some(key)) => Some(Arc::new(Tls::new(
-            tls::load(cert, key)?,
+            tls::load(cert, key).map_err(|e| e.to_string())?,
             settings.tls_session_reuse,
         ))),
         _ => None,
