@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, FromArgMatches};
 use ferry_core::limits::{
     DEFAULT_GREETING, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_FAILURE_DELAY, DEFAULT_MAX_LOGIN_FAILURES,
@@ -513,6 +514,22 @@ impl Settings {
 /// into a command line (`#[command(flatten)]`) and apply it with [`Settings::apply_flags`].
 #[derive(Debug, Clone)]
 pub struct Flags(ArgMatches);
+
+impl Flags {
+    /// The first flag given on the command line (not through the environment), as the help
+    /// shows it (`--listen <ADDR>`).
+    #[must_use]
+    pub fn first_on_command_line(&self) -> Option<String> {
+        let mut cmd = Settings::augment_args_for_update(clap::Command::new("ferry"));
+        // Finished as parsing would (an arg shows its value count only then).
+        cmd.build();
+        cmd.get_arguments()
+            .find(|arg| {
+                self.0.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
+            })
+            .map(ToString::to_string)
+    }
+}
 
 impl FromArgMatches for Flags {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use async_signal::{Signal, Signals};
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use ferry_backends::accounts::{Accounts, AccountsError, random_password};
 use ferry_backends::audit::AuditLog;
 use ferry_backends::disk::DiskStorage;
@@ -18,9 +19,12 @@ use ferry_smol::users::{DiskUsers, UsersError, open_accounts};
 use ferry_smol::{Server, Shutdown, logging};
 use smol::stream::StreamExt as _;
 
+// The options of `ferry serve` may come before no command ([`Cli::parse_checked`] refuses
+// them), the global options anywhere: clap's `args_conflicts_with_subcommands` would refuse
+// global options before a command too.
 /// Ferry, an FTP server that gives each user a folder of their own.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, args_conflicts_with_subcommands = true)]
+#[command(name = "ferry", version)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -168,8 +172,33 @@ enum PasswordError {
     Empty,
 }
 
+impl Cli {
+    /// Parses the command line, or exits with clap's message.
+    fn parse_checked() -> Self {
+        let cli = Self::parse();
+        if let Some(e) = cli.misplaced_flag() {
+            e.exit();
+        }
+        cli
+    }
+
+    /// A serve option given before a command (`ferry --listen X user list`).
+    fn misplaced_flag(&self) -> Option<clap::Error> {
+        let command = match self.command.as_ref()? {
+            Command::Serve(_) => "serve",
+            Command::User(_) => "user",
+            Command::Cert(_) => "cert",
+        };
+        let flag = self.serve.first_on_command_line()?;
+        Some(Self::command().error(
+            ErrorKind::ArgumentConflict,
+            format!("the subcommand '{command}' cannot be used with '{flag}'"),
+        ))
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
