@@ -99,10 +99,25 @@ enum CertCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Host names and addresses the certificate names.
-        #[arg(long = "name", value_name = "HOST", default_values = ["localhost", "127.0.0.1", "::1"])]
+        #[arg(long = "name", value_name = "HOST", default_values = SELF_SIGNED_NAMES)]
         names: Vec<String>,
     },
 }
+
+/// The account a first start creates (DESIGN.md): a name that needs no explaining.
+const FIRST_USER: &str = "user";
+
+/// The names a self-signed certificate holds unless told: those a client on this machine
+/// connects with.
+const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// The files `ferry cert self-signed` writes; the help of `cert self-signed` names them too.
+const SELF_SIGNED_CERT: &str = "cert.pem";
+/// See [`SELF_SIGNED_CERT`].
+const SELF_SIGNED_KEY: &str = "key.pem";
+
+/// Permissions of a private key file: read and write for its owner, nothing for others.
+const OWNER_ONLY: u32 = 0o600;
 
 /// Why a command failed; `main` prints it after `ferry: `.
 #[derive(Debug, thiserror::Error)]
@@ -272,10 +287,10 @@ fn serve(settings: Settings) -> Result<(), Error> {
 /// On a first start: the account `user` with a random password, shown once.
 fn create_first_account(accounts: &mut Accounts, data_dir: &Path) -> Result<(), Error> {
     let password = random_password()?;
-    accounts.add("user", &password, false)?;
-    println!("Created the account \"user\" with the password: {password}");
+    accounts.add(FIRST_USER, &password, false)?;
+    println!("Created the account \"{FIRST_USER}\" with the password: {password}");
     println!(
-        "(shown only now; change it with: ferry user passwd user --data-dir {})",
+        "(shown only now; change it with: ferry user passwd {FIRST_USER} --data-dir {})",
         data_dir.display()
     );
     Ok(())
@@ -449,8 +464,8 @@ fn self_signed(out: &Path, names: &[String]) -> Result<(), Error> {
     let certified =
         rcgen::generate_simple_self_signed(names.to_vec()).map_err(Error::Certificate)?;
     std::fs::create_dir_all(out).map_err(|source| written(out, source))?;
-    let cert_path = out.join("cert.pem");
-    let key_path = out.join("key.pem");
+    let cert_path = out.join(SELF_SIGNED_CERT);
+    let key_path = out.join(SELF_SIGNED_KEY);
     write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())?;
     std::fs::write(&cert_path, certified.cert.pem())
         .map_err(|source| written(&cert_path, source))?;
@@ -478,7 +493,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(OWNER_ONLY)
         .open(path)
         .map_err(|source| written(path, source))?;
     f.write_all(bytes).map_err(|source| written(path, source))
