@@ -3,7 +3,10 @@
 use core::net::Ipv4Addr;
 use core::time::Duration;
 
-use crate::limits::MAX_LINE;
+use crate::limits::{
+    DEFAULT_GREETING, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_FAILURE_DELAY,
+    DEFAULT_MAX_LOGIN_FAILURES, MAX_LINE,
+};
 
 /// Whether explicit FTPS (RFC 4217) is offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,15 +48,15 @@ impl Config {
     /// stack buffer of this size.
     pub const MAX_LINE_LIMIT: usize = 16 * 1024;
 
-    /// The defaults of DESIGN.md.
+    /// The defaults of DESIGN.md, from [`limits`](crate::limits).
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            greeting: "Ferry FTP server ready.",
+            greeting: DEFAULT_GREETING,
             max_line: MAX_LINE,
-            idle_timeout: Duration::from_secs(300),
-            login_failure_delay: Duration::from_secs(1),
-            max_login_failures: 3,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            login_failure_delay: DEFAULT_LOGIN_FAILURE_DELAY,
+            max_login_failures: DEFAULT_MAX_LOGIN_FAILURES,
             tls: TlsMode::Off,
             public_address: None,
         }

@@ -1,7 +1,10 @@
 //! Capacities and defaults, each with the reason for its value.
 //!
 //! Every buffer the core keeps has one of these as its bound, so that memory never grows
-//! with what a client sends.
+//! with what a client sends. The `DEFAULT_*` values are what [`Config::new`](crate::Config::new)
+//! starts from; the runtime's settings default to the same constants.
+
+use core::time::Duration;
 
 /// Longest command line, without its CR LF, that the session accepts by default.
 ///
@@ -29,3 +32,21 @@ pub const MAX_PATTERN: usize = 255;
 /// [`Session::handle_input`](crate::Session::handle_input) call, so the queue never holds
 /// more than this.
 pub const MAX_REPLIES: usize = 4;
+
+/// The 220 greeting. It names the server but not its version, which would only help an
+/// attacker choose an exploit.
+pub const DEFAULT_GREETING: &str = "Ferry FTP server ready.";
+
+/// Time without a command after which a session is closed with 421: vsftpd's
+/// `idle_session_timeout`, long enough to read a listing and type the next command.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Delay before the reply to the first failed login, doubled with each further failure:
+/// vsftpd's `delay_failed_login`. A person who mistyped barely notices; a password guesser
+/// on one connection gets one try per second at best.
+pub const DEFAULT_LOGIN_FAILURE_DELAY: Duration = Duration::from_secs(1);
+
+/// Failed logins after which a connection is closed: vsftpd's `max_login_fails`. Enough for
+/// a person's typos; a guesser must reconnect, and the runtime counts failed logins per
+/// address across connections.
+pub const DEFAULT_MAX_LOGIN_FAILURES: u32 = 3;

@@ -1,21 +1,172 @@
-//! Server settings: defaults, then a TOML file (`--config`), then `FERRY_*` environment
-//! variables and flags (the CLI in `main.rs` reads both through clap).
+//! Server settings, each defined once: a field of [`Settings`], whose doc comment is its
+//! help text, whose `#[arg]` makes it a flag and a `FERRY_*` environment variable, whose
+//! name (or `#[serde(rename)]`) is its key in the TOML file, and whose default is set in
+//! [`Settings::with_data_dir`] from a named constant.
 //!
-//! Every value is checked when the server starts; a bad one is refused with the key, the
-//! value and the reason.
+//! The sources apply in order, each over the one before: the defaults; the TOML file
+//! ([`Settings::from_file`]), whose absent keys keep their defaults; then the environment
+//! and the flags ([`Settings::apply_flags`]), of which clap gives a flag precedence over its
+//! variable and leaves alone what neither sets.
+//!
+//! Every value is checked when it is read, and [`Settings::validate`] checks the values
+//! that depend on each other; a bad one is refused with the key, the value and the reason.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::num::ParseIntError;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, FromArgMatches};
+use ferry_core::limits::{
+    DEFAULT_GREETING, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_FAILURE_DELAY, DEFAULT_MAX_LOGIN_FAILURES,
+};
 use ferry_core::{Config as CoreConfig, TlsMode};
-use serde::Deserialize;
+use serde::de::value::MapDeserializer;
+use serde::{Deserialize, Deserializer};
+
+/// Where the server listens unless told otherwise: loopback, so that a first start exposes
+/// nothing to the network, on a port above 1023, so that it needs no privileges.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2121));
+
+/// The data folder unless told otherwise: beside where the server was started, so that
+/// `cargo run` works with no setup (DESIGN.md).
+pub const DEFAULT_DATA_DIR: &str = "ftp_server_files";
+
+/// The users file's name in the data folder.
+const USERS_FILE: &str = "users.toml";
+
+/// The audit log's name in the data folder.
+const AUDIT_LOG: &str = "audit.log";
+
+/// Connections at once, in total: a bound on descriptors and memory under a flood (an idle
+/// session costs about 2 KiB, BENCHMARKS.md), well above what one machine's users need.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+
+/// Connections at once from one address: enough for clients that open several at a time
+/// (FileZilla's parallel transfers) and for users behind one NAT, and a fraction of
+/// [`DEFAULT_MAX_CONNECTIONS`], so that one address cannot take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 50;
+
+/// How long a data connection may take to come (425 after): a client connects within
+/// milliseconds of its PASV reply; a passive port that nobody takes is freed half as late as
+/// vsftpd's `accept_timeout` (60 s) would.
+pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a transfer may make no progress (426 after): long enough to ride out a
+/// brief network outage, shorter than vsftpd's `data_connection_timeout` (300 s), so that a
+/// vanished client frees its slot sooner.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Failed logins from one address, across its connections, after which its new connections
+/// are refused: a guesser gets 20 tries, a person who mistyped on a few connections is not
+/// locked out.
+pub const DEFAULT_MAX_FAILURES_PER_IP: u32 = 20;
+
+/// How long an address stays refused after too many failed logins (10 minutes): it makes
+/// guessing slow without locking a person out for long.
+pub const DEFAULT_BAN_TIME: Duration = Duration::from_secs(600);
+
+/// How long running transfers may go on after SIGINT/SIGTERM: within the 90 s that systemd
+/// waits (`TimeoutStopSec`) before it kills a service.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Why a value is refused, whichever source gave it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// A port range without its `-`.
+    #[error("expected A-B, e.g. 50000-50100")]
+    PortRangeForm,
+    /// One end of a port range is not a port number.
+    #[error("{0:?} is not a port number")]
+    NotAPort(String),
+    /// A port range that includes port 0.
+    #[error("port 0 cannot be part of a range")]
+    PortZero,
+    /// A port range whose first port is after its last.
+    #[error("the first port must not be greater than the last")]
+    PortsReversed,
+    /// A port range below 1024, where only privileged programs may listen.
+    #[error("passive ports must be 1024 or above")]
+    PrivilegedPorts,
+    /// Not a listen address.
+    #[error("expected IP:PORT, e.g. 127.0.0.1:2121 or [::1]:2121")]
+    Listen,
+    /// 0.0.0.0 as the public address.
+    #[error("0.0.0.0 is not an address clients can reach")]
+    UnspecifiedAddress,
+    /// An IPv6 public address.
+    #[error("PASV replies carry IPv4 only (IPv6 clients use EPSV)")]
+    Ipv6Address,
+    /// Not an IP address.
+    #[error("expected an IPv4 address")]
+    NotAnAddress,
+    /// Not a log format.
+    #[error("expected \"text\" or \"json\"")]
+    LogFormat,
+    /// Not a log level.
+    #[error("expected error, warn, info, debug or trace")]
+    LogLevel,
+}
+
+/// Why the settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file cannot be read.
+    #[error("config file {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The configuration file is not TOML.
+    #[error("config file {}: {source}", .path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Where and why.
+        source: toml::de::Error,
+    },
+    /// A key of the configuration file is unknown, or its value is not one it takes.
+    #[error("config file {}: {key} = {value}: {reason}", .path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// Its value, as TOML.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A count that must be at least 1 is 0.
+    #[error("{key} = 0: must be at least 1")]
+    Zero {
+        /// The setting, as its flag is named.
+        key: &'static str,
+    },
+    /// Settings that do not fit together, or a text that is not one line.
+    #[error("{keys}: {reason}")]
+    Invalid {
+        /// The settings, as their flags are named.
+        keys: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The flags do not fit the settings' types (a bug: clap checked them when parsing).
+    #[error(transparent)]
+    Flags(#[from] clap::Error),
+}
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// Human-readable lines.
     #[default]
@@ -25,13 +176,19 @@ pub enum LogFormat {
 }
 
 impl FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         match s {
             "text" => Ok(Self::Text),
             "json" => Ok(Self::Json),
-            _ => Err("expected \"text\" or \"json\"".into()),
+            _ => Err(ValueError::LogFormat),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::with(d, str::parse)
     }
 }
 
@@ -58,28 +215,35 @@ impl PortRange {
     }
 }
 
+/// Ports below this are privileged: only root (or `CAP_NET_BIND_SERVICE`) may listen there.
+const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
+
 impl FromStr for PortRange {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (a, b) = s.split_once('-').ok_or("expected A-B, e.g. 50000-50100")?;
-        let start: u16 = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("{a:?} is not a port number"))?;
-        let end: u16 = b
-            .trim()
-            .parse()
-            .map_err(|_| format!("{b:?} is not a port number"))?;
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let (a, b) = s.split_once('-').ok_or(ValueError::PortRangeForm)?;
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| ValueError::NotAPort(p.to_owned()))
+        };
+        let (start, end) = (port(a)?, port(b)?);
         if start == 0 {
-            return Err("port 0 cannot be part of a range".into());
+            return Err(ValueError::PortZero);
         }
         if start > end {
-            return Err("the first port must not be greater than the last".into());
+            return Err(ValueError::PortsReversed);
         }
-        if start < 1024 {
-            return Err("passive ports must be 1024 or above".into());
+        if start < FIRST_UNPRIVILEGED_PORT {
+            return Err(ValueError::PrivilegedPorts);
         }
         Ok(Self { start, end })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::with(d, str::parse)
     }
 }
 
@@ -89,65 +253,104 @@ impl fmt::Display for PortRange {
     }
 }
 
-/// Everything the server needs to know.
-#[derive(Debug, Clone)]
+/// Everything the server needs to know: each field is a setting (see the module's doc).
+///
+/// Flags are optional in every form (clap's `augment_args_for_update`): one that is not given
+/// keeps the value that the defaults or the file gave. So a `bool` takes a value
+/// (`--fsync`, `--fsync true`, `--fsync false`) instead of being a switch that is always set.
+#[derive(Debug, Clone, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Addresses to listen on.
+    /// Address to listen on (repeat, or comma-separate, for several) [default: 127.0.0.1:2121].
+    #[arg(long, env = "FERRY_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = parse_listen)]
+    #[serde(deserialize_with = "de::listen")]
     pub listen: Vec<SocketAddr>,
-    /// Folder for accounts, homes and the audit log.
+    /// Folder of accounts (users.toml), homes (home/<user>) and the audit log (audit.log).
+    /// Its flag is in `main.rs`, because every command takes it.
+    #[arg(skip)]
     pub data_dir: PathBuf,
-    /// The users file, if not `<data_dir>/users.toml`.
-    pub users_file: Option<PathBuf>,
-    /// The audit log, if not `<data_dir>/audit.log`.
-    pub audit_log: Option<PathBuf>,
-    /// Ports for passive data connections (any free port when unset).
+    /// Ports for passive data connections, e.g. 50000-50100 [default: any free port].
+    #[arg(long, env = "FERRY_PASSIVE_PORTS", value_name = "A-B")]
     pub passive_ports: Option<PortRange>,
-    /// Address announced in PASV replies (behind NAT).
+    /// IPv4 address to announce in PASV replies (behind NAT).
+    #[arg(long, env = "FERRY_PUBLIC_ADDRESS", value_name = "IP", value_parser = parse_public_address)]
+    #[serde(deserialize_with = "de::public_address")]
     pub public_address: Option<Ipv4Addr>,
-    /// PEM certificate chain for FTPS.
+    /// PEM certificate chain: turns on explicit FTPS (AUTH TLS).
+    #[arg(long, env = "FERRY_TLS_CERT", value_name = "PEM")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key for FTPS.
+    /// PEM private key (PKCS#8, RSA or EC) of the certificate.
+    #[arg(long, env = "FERRY_TLS_KEY", value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
     /// Refuse login and transfers without TLS.
+    #[arg(long, env = "FERRY_REQUIRE_TLS", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub require_tls: bool,
-    /// Data connections must resume the control connection's TLS session.
+    /// Data connections must resume the control connection's TLS session [default: true].
+    #[arg(long, env = "FERRY_TLS_SESSION_REUSE", action = ArgAction::Set, value_name = "BOOL")]
     pub tls_session_reuse: bool,
-    /// Connections at once, in total.
+    /// Connections at once, in total [default: 1000].
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: usize,
-    /// Connections at once from one IP address.
+    /// Connections at once from one address [default: 50].
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS_PER_IP", value_name = "N")]
     pub max_connections_per_ip: usize,
-    /// A session with no command for this long is closed (421).
+    /// Seconds without a command before a session is closed [default: 300].
+    #[arg(long, env = "FERRY_IDLE_TIMEOUT", value_name = "SECS", value_parser = secs)]
+    #[serde(deserialize_with = "de::secs")]
     pub idle_timeout: Duration,
-    /// How long to wait for a data connection to be made (425 after).
+    /// Seconds to wait for a data connection [default: 30].
+    #[arg(long, env = "FERRY_DATA_TIMEOUT", value_name = "SECS", value_parser = secs)]
+    #[serde(deserialize_with = "de::secs")]
     pub data_timeout: Duration,
-    /// A transfer with no progress for this long is aborted (426).
+    /// Seconds without progress before a transfer is aborted [default: 120].
+    #[arg(long, env = "FERRY_STALL_TIMEOUT", value_name = "SECS", value_parser = secs)]
+    #[serde(deserialize_with = "de::secs")]
     pub stall_timeout: Duration,
-    /// Failed logins on one connection before it is closed.
+    /// Failed logins on one connection before it is closed [default: 3].
+    #[arg(long, env = "FERRY_MAX_LOGIN_FAILURES", value_name = "N")]
     pub max_login_failures: u32,
-    /// Delay before the reply to the first failed login; doubles with each.
+    /// Milliseconds before the reply to a first failed login; doubles each time [default: 1000].
+    #[arg(long = "login-failure-delay-ms", env = "FERRY_LOGIN_FAILURE_DELAY_MS", value_name = "MS", value_parser = millis)]
+    #[serde(rename = "login_failure_delay_ms", deserialize_with = "de::millis")]
     pub login_failure_delay: Duration,
-    /// Failed logins from one address, across connections, after which its new connections
-    /// are refused for [`Settings::ban_time`].
+    /// Failed logins from one address before it is refused for the ban time [default: 20].
+    #[arg(long, env = "FERRY_MAX_FAILURES_PER_IP", value_name = "N")]
     pub max_failures_per_ip: u32,
-    /// How long an address stays refused after too many failed logins.
+    /// Seconds an address stays refused after too many failed logins [default: 600].
+    #[arg(long, env = "FERRY_BAN_TIME", value_name = "SECS", value_parser = secs)]
+    #[serde(deserialize_with = "de::secs")]
     pub ban_time: Duration,
-    /// On SIGINT/SIGTERM, how long running transfers may go on.
+    /// Seconds running transfers may go on after SIGINT/SIGTERM [default: 30].
+    #[arg(long, env = "FERRY_SHUTDOWN_GRACE", value_name = "SECS", value_parser = secs)]
+    #[serde(deserialize_with = "de::secs")]
     pub shutdown_grace: Duration,
-    /// fsync uploads before putting them in place.
+    /// fsync each upload before putting it in place.
+    #[arg(long, env = "FERRY_FSYNC", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub fsync: bool,
-    /// 220 greeting text.
+    /// Text of the 220 greeting.
+    #[arg(long, env = "FERRY_GREETING", value_name = "TEXT")]
     pub greeting: String,
-    /// Log format.
-    pub log_format: LogFormat,
-    /// Most verbose log level shown: error, warn, info, debug, trace.
-    pub log_level: tracing::Level,
-    /// Threads that run connections (0: half the cores, rounded up).
+    /// The users file [default: <data-dir>/users.toml].
+    #[arg(long, env = "FERRY_USERS_FILE", value_name = "FILE")]
+    pub users_file: Option<PathBuf>,
+    /// The audit log [default: <data-dir>/audit.log].
+    #[arg(long, env = "FERRY_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Threads that run connections [default: half the cores, rounded up].
+    #[arg(long, env = "FERRY_THREADS", value_name = "N")]
     pub threads: usize,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Most verbose log level: error, warn, info, debug, trace [default: info].
+    #[arg(long, env = "FERRY_LOG_LEVEL", value_name = "LEVEL", value_parser = parse_level)]
+    #[serde(deserialize_with = "de::log_level")]
+    pub log_level: tracing::Level,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self::with_data_dir(PathBuf::from("ftp_server_files"))
+        Self::with_data_dir(PathBuf::from(DEFAULT_DATA_DIR))
     }
 }
 
@@ -156,9 +359,7 @@ impl Settings {
     #[must_use]
     pub fn with_data_dir(data_dir: PathBuf) -> Self {
         Self {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2121))],
-            users_file: None,
-            audit_log: None,
+            listen: vec![DEFAULT_LISTEN],
             data_dir,
             passive_ports: None,
             public_address: None,
@@ -166,21 +367,24 @@ impl Settings {
             tls_key: None,
             require_tls: false,
             tls_session_reuse: true,
-            max_connections: 1000,
-            max_connections_per_ip: 50,
-            idle_timeout: Duration::from_secs(300),
-            data_timeout: Duration::from_secs(30),
-            stall_timeout: Duration::from_secs(120),
-            max_login_failures: 3,
-            login_failure_delay: Duration::from_secs(1),
-            max_failures_per_ip: 20,
-            ban_time: Duration::from_secs(600),
-            shutdown_grace: Duration::from_secs(30),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            data_timeout: DEFAULT_DATA_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            max_login_failures: DEFAULT_MAX_LOGIN_FAILURES,
+            login_failure_delay: DEFAULT_LOGIN_FAILURE_DELAY,
+            max_failures_per_ip: DEFAULT_MAX_FAILURES_PER_IP,
+            ban_time: DEFAULT_BAN_TIME,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             fsync: false,
-            greeting: "Ferry FTP server ready.".into(),
+            greeting: DEFAULT_GREETING.into(),
+            users_file: None,
+            audit_log: None,
+            // 0: see `worker_threads`.
+            threads: 0,
             log_format: LogFormat::Text,
             log_level: tracing::Level::INFO,
-            threads: 0,
         }
     }
 
@@ -202,7 +406,7 @@ impl Settings {
     pub fn users_file(&self) -> PathBuf {
         self.users_file
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("users.toml"))
+            .unwrap_or_else(|| self.data_dir.join(USERS_FILE))
     }
 
     /// The audit log.
@@ -210,7 +414,7 @@ impl Settings {
     pub fn audit_log(&self) -> PathBuf {
         self.audit_log
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("audit.log"))
+            .unwrap_or_else(|| self.data_dir.join(AUDIT_LOG))
     }
 
     /// The core's settings for each session.
@@ -232,107 +436,144 @@ impl Settings {
         }
     }
 
-    /// Checks values that depend on each other.
+    /// Checks values that depend on each other, and counts that must not be 0.
     ///
     /// # Errors
-    /// A message naming the settings and what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    /// The settings, as their flags are named, and what is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |keys, reason| Err(ConfigError::Invalid { keys, reason });
         if self.listen.is_empty() {
-            return Err("listen: at least one address is needed".into());
+            return invalid("listen", "at least one address is needed");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err("tls-cert and tls-key: give both or neither".into());
+            return invalid("tls-cert and tls-key", "give both or neither");
         }
         if self.require_tls && self.tls_cert.is_none() {
-            return Err("require-tls: needs --tls-cert and --tls-key".into());
+            return invalid("require-tls", "needs --tls-cert and --tls-key");
         }
-        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
-            return Err("max-connections and max-connections-per-ip must be at least 1".into());
-        }
-        if self.max_login_failures == 0 {
-            return Err("max-login-failures must be at least 1".into());
+        for (key, zero) in [
+            ("max-connections", self.max_connections == 0),
+            ("max-connections-per-ip", self.max_connections_per_ip == 0),
+            ("max-login-failures", self.max_login_failures == 0),
+        ] {
+            if zero {
+                return Err(ConfigError::Zero { key });
+            }
         }
         if self.greeting.bytes().any(|b| b < 0x20 || b == 0x7f) || self.greeting.is_empty() {
-            return Err("greeting: must be one line of printable text".into());
+            return invalid("greeting", "must be one line of printable text");
         }
         Ok(())
     }
 
-    /// Applies a TOML configuration file.
+    /// The defaults with a TOML configuration file applied: its keys are the settings'
+    /// fields; those it leaves out keep their defaults.
     ///
     /// # Errors
-    /// A message naming the file and, for a bad key or value, the key, the value and why.
-    pub fn apply_file(&mut self, path: &Path) -> Result<(), String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("config file {}: {e}", path.display()))?;
-        let file: FileSettings =
-            toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
-        file.apply(self)
-            .map_err(|e| format!("config file {}: {e}", path.display()))
+    /// The file and, for a bad key or value, the key, the value and why.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let path_buf = || path.to_path_buf();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path_buf(),
+            source,
+        })?;
+        let table: toml::Table = text.parse().map_err(|source| ConfigError::Syntax {
+            path: path_buf(),
+            source,
+        })?;
+        Self::from_table(&table).map_err(|(key, reason)| ConfigError::Key {
+            path: path_buf(),
+            value: table.get(&key).map(ToString::to_string).unwrap_or_default(),
+            key,
+            reason,
+        })
+    }
+
+    /// The defaults with a TOML table applied, or the key that was refused and why.
+    fn from_table(table: &toml::Table) -> Result<Self, (String, String)> {
+        // Deserialized entry by entry, noting the key of each, so that an error can name it
+        // (a value's own deserializer knows only the value).
+        let current = RefCell::new(String::new());
+        let entries = table.clone().into_iter().inspect(|(key, _)| {
+            current.replace(key.clone());
+        });
+        Self::deserialize(MapDeserializer::<_, toml::de::Error>::new(entries))
+            .map_err(|e| (current.take(), e.message().to_owned()))
+    }
+
+    /// Applies the flags and `FERRY_*` variables that were given, over what is set.
+    ///
+    /// # Errors
+    /// Only if a flag's parsed type is not its field's (a bug).
+    pub fn apply_flags(&mut self, flags: &Flags) -> Result<(), ConfigError> {
+        Ok(self.update_from_arg_matches(&flags.0)?)
     }
 }
 
-/// The configuration file's schema: every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    listen: Option<Vec<String>>,
-    data_dir: Option<PathBuf>,
-    users_file: Option<PathBuf>,
-    audit_log: Option<PathBuf>,
-    passive_ports: Option<String>,
-    public_address: Option<String>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    require_tls: Option<bool>,
-    tls_session_reuse: Option<bool>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    idle_timeout: Option<u64>,
-    data_timeout: Option<u64>,
-    stall_timeout: Option<u64>,
-    max_login_failures: Option<u32>,
-    login_failure_delay_ms: Option<u64>,
-    max_failures_per_ip: Option<u32>,
-    ban_time: Option<u64>,
-    shutdown_grace: Option<u64>,
-    fsync: Option<bool>,
-    greeting: Option<String>,
-    log_format: Option<String>,
-    log_level: Option<String>,
-    threads: Option<usize>,
+/// The flags and `FERRY_*` variables of the [`Settings`], as clap parsed them. Flatten it
+/// into a command line (`#[command(flatten)]`) and apply it with [`Settings::apply_flags`].
+#[derive(Debug, Clone)]
+pub struct Flags(ArgMatches);
+
+impl Flags {
+    /// The first flag given on the command line (not through the environment), as the help
+    /// shows it (`--listen <ADDR>`).
+    #[must_use]
+    pub fn first_on_command_line(&self) -> Option<String> {
+        let mut cmd = Settings::augment_args_for_update(clap::Command::new("ferry"));
+        // Finished as parsing would (an arg shows its value count only then).
+        cmd.build();
+        cmd.get_arguments()
+            .find(|arg| {
+                self.0.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
+            })
+            .map(ToString::to_string)
+    }
 }
 
-/// Parses `value` for `key`, or says which key, which value and why not.
-pub(crate) fn parse_value<T: FromStr>(key: &str, value: &str) -> Result<T, String>
-where
-    T::Err: fmt::Display,
-{
-    value.parse().map_err(|e| format!("{key} = {value:?}: {e}"))
+impl FromArgMatches for Flags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self(matches.clone()))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        matches.clone_into(&mut self.0);
+        Ok(())
+    }
+}
+
+impl Args for Flags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        // Every flag optional: one not given keeps what the defaults or the file set.
+        Settings::augment_args_for_update(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Settings::augment_args_for_update(cmd)
+    }
 }
 
 /// Parses a listen address: `IP:PORT`, `[IPv6]:PORT`, or a bare port (on 127.0.0.1).
 ///
 /// # Errors
 /// What is wrong with it.
-pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_listen(s: &str) -> Result<SocketAddr, ValueError> {
     if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     }
-    s.parse()
-        .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:2121 or [::1]:2121".to_string())
+    s.parse().map_err(|_| ValueError::Listen)
 }
 
 /// Parses a public IPv4 address for PASV replies.
 ///
 /// # Errors
 /// What is wrong with it.
-pub fn parse_public_address(s: &str) -> Result<Ipv4Addr, String> {
+pub fn parse_public_address(s: &str) -> Result<Ipv4Addr, ValueError> {
     match s.parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) if !v4.is_unspecified() => Ok(v4),
-        Ok(IpAddr::V4(_)) => Err("0.0.0.0 is not an address clients can reach".into()),
-        Ok(IpAddr::V6(_)) => Err("PASV replies carry IPv4 only (IPv6 clients use EPSV)".into()),
-        Err(_) => Err("expected an IPv4 address".into()),
+        Ok(IpAddr::V4(_)) => Err(ValueError::UnspecifiedAddress),
+        Ok(IpAddr::V6(_)) => Err(ValueError::Ipv6Address),
+        Err(_) => Err(ValueError::NotAnAddress),
     }
 }
 
@@ -340,80 +581,73 @@ pub fn parse_public_address(s: &str) -> Result<Ipv4Addr, String> {
 ///
 /// # Errors
 /// What is wrong with it.
-pub fn parse_level(s: &str) -> Result<tracing::Level, String> {
-    s.parse()
-        .map_err(|_| "expected error, warn, info, debug or trace".to_string())
+pub fn parse_level(s: &str) -> Result<tracing::Level, ValueError> {
+    s.parse().map_err(|_| ValueError::LogLevel)
 }
 
-impl FileSettings {
-    fn apply(self, s: &mut Settings) -> Result<(), String> {
-        if let Some(dir) = self.data_dir {
-            s.data_dir = dir;
-        }
-        if let Some(v) = self.listen {
-            s.listen = v
-                .iter()
-                .map(|a| parse_listen(a).map_err(|e| format!("listen = {a:?}: {e}")))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = self.users_file {
-            s.users_file = Some(v);
-        }
-        if let Some(v) = self.audit_log {
-            s.audit_log = Some(v);
-        }
-        if let Some(v) = self.passive_ports {
-            s.passive_ports = Some(parse_value("passive_ports", &v)?);
-        }
-        if let Some(v) = self.public_address {
-            s.public_address =
-                Some(parse_public_address(&v).map_err(|e| format!("public_address = {v:?}: {e}"))?);
-        }
-        if let Some(v) = self.tls_cert {
-            s.tls_cert = Some(v);
-        }
-        if let Some(v) = self.tls_key {
-            s.tls_key = Some(v);
-        }
-        let secs = Duration::from_secs;
-        macro_rules! set {
-            ($($field:ident => $target:ident $(via $f:expr)?),* $(,)?) => {$(
-                if let Some(v) = self.$field {
-                    s.$target = set!(@conv v $(, $f)?);
-                }
-            )*};
-            (@conv $v:ident) => { $v };
-            (@conv $v:ident, $f:expr) => { $f($v) };
-        }
-        set! {
-            require_tls => require_tls,
-            tls_session_reuse => tls_session_reuse,
-            max_connections => max_connections,
-            max_connections_per_ip => max_connections_per_ip,
-            idle_timeout => idle_timeout via secs,
-            data_timeout => data_timeout via secs,
-            stall_timeout => stall_timeout via secs,
-            max_login_failures => max_login_failures,
-            login_failure_delay_ms => login_failure_delay via Duration::from_millis,
-            max_failures_per_ip => max_failures_per_ip,
-            ban_time => ban_time via secs,
-            shutdown_grace => shutdown_grace via secs,
-            fsync => fsync,
-            greeting => greeting,
-            threads => threads,
-        }
-        if let Some(v) = self.log_format {
-            s.log_format = parse_value("log_format", &v)?;
-        }
-        if let Some(v) = self.log_level {
-            s.log_level = parse_level(&v).map_err(|e| format!("log_level = {v:?}: {e}"))?;
-        }
-        Ok(())
+/// Parses whole seconds.
+fn secs(s: &str) -> Result<Duration, ParseIntError> {
+    s.parse().map(Duration::from_secs)
+}
+
+/// Parses whole milliseconds.
+fn millis(s: &str) -> Result<Duration, ParseIntError> {
+    s.parse().map(Duration::from_millis)
+}
+
+/// Reading values from the TOML file with the same parsers as the flags.
+mod de {
+    use std::fmt::Display;
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::time::Duration;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize as _, Deserializer};
+
+    /// A string, parsed by `parse`.
+    pub(super) fn with<'de, D, T, E>(d: D, parse: fn(&str) -> Result<T, E>) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        E: Display,
+    {
+        parse(&String::deserialize(d)?).map_err(D::Error::custom)
+    }
+
+    /// Whole seconds, as the flags take them.
+    pub(super) fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+
+    /// Whole milliseconds.
+    pub(super) fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+
+    /// A list of listen addresses; an error names the bad one.
+    pub(super) fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|a| super::parse_listen(a).map_err(|e| D::Error::custom(format!("{a:?}: {e}"))))
+            .collect()
+    }
+
+    /// A public address.
+    pub(super) fn public_address<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Ipv4Addr>, D::Error> {
+        with(d, super::parse_public_address).map(Some)
+    }
+
+    /// A log level.
+    pub(super) fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<tracing::Level, D::Error> {
+        with(d, super::parse_level)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory as _, Parser};
+
     use super::*;
 
     #[test]
@@ -426,35 +660,53 @@ mod tests {
             ("2000", "A-B"),
             ("0-0", "port 0"),
         ] {
-            let e = bad.parse::<PortRange>().unwrap_err();
+            let e = bad.parse::<PortRange>().unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
     }
 
+    /// A file in a folder of its own, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, text: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("ferry-config-test-{}-{name}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let f = dir.join("ferry.toml");
+            std::fs::write(&f, text).unwrap();
+            Self(f)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+        }
+    }
+
+    /// The error for a file of `text`.
+    fn file_error(text: &str) -> String {
+        let f = TempFile::new("error", text);
+        Settings::from_file(&f.0).unwrap_err().to_string()
+    }
+
     #[test]
     fn file_values_are_checked_with_their_key() {
-        let dir = std::env::temp_dir().join(format!("ferry-config-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("ferry.toml");
-        std::fs::write(&f, "passive_ports = \"3000-2000\"\n").unwrap();
-        let e = Settings::default().apply_file(&f).unwrap_err();
+        let e = file_error("passive_ports = \"3000-2000\"\n");
         assert!(
             e.contains("passive_ports") && e.contains("3000-2000") && e.contains("greater"),
             "{e}"
         );
-        std::fs::write(&f, "max_conections = 5\n").unwrap();
-        let e = Settings::default().apply_file(&f).unwrap_err();
+        let e = file_error("max_conections = 5\n");
         assert!(e.contains("max_conections"), "{e}");
-        std::fs::write(&f, "idle_timeout = \"soon\"\n").unwrap();
-        let e = Settings::default().apply_file(&f).unwrap_err();
+        let e = file_error("idle_timeout = \"soon\"\n");
         assert!(e.contains("idle_timeout"), "{e}");
-        std::fs::write(
-            &f,
+        let f = TempFile::new(
+            "good",
             "data_dir = \"/srv/ftp\"\nlisten = [\"0.0.0.0:21\", \"2121\"]\nidle_timeout = 60\n",
-        )
-        .unwrap();
-        let mut s = Settings::default();
-        s.apply_file(&f).unwrap();
+        );
+        let s = Settings::from_file(&f.0).unwrap();
         assert_eq!(s.users_file(), PathBuf::from("/srv/ftp/users.toml"));
         assert_eq!(
             s.listen,
@@ -464,7 +716,73 @@ mod tests {
             ]
         );
         assert_eq!(s.idle_timeout, Duration::from_secs(60));
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn file_errors_say_file_key_value_and_reason() {
+        let f = TempFile::new("exact", "");
+        let path = f.0.display();
+        let cases = [
+            (
+                "passive_ports = \"3000-2000\"",
+                format!(
+                    "config file {path}: passive_ports = \"3000-2000\": the first port must not be greater than the last"
+                ),
+            ),
+            (
+                "public_address = \"::1\"",
+                format!(
+                    "config file {path}: public_address = \"::1\": PASV replies carry IPv4 only (IPv6 clients use EPSV)"
+                ),
+            ),
+            (
+                "listen = [\"0.0.0.0:21\", \"nowhere\"]",
+                format!(
+                    "config file {path}: listen = [\"0.0.0.0:21\", \"nowhere\"]: \"nowhere\": expected IP:PORT, e.g. 127.0.0.1:2121 or [::1]:2121"
+                ),
+            ),
+            (
+                "log_format = \"xml\"",
+                format!("config file {path}: log_format = \"xml\": expected \"text\" or \"json\""),
+            ),
+            (
+                "log_level = \"loud\"",
+                format!(
+                    "config file {path}: log_level = \"loud\": expected error, warn, info, debug or trace"
+                ),
+            ),
+            (
+                "login_failure_delay_ms = -1",
+                format!(
+                    "config file {path}: login_failure_delay_ms = -1: invalid value: integer `-1`, expected u64"
+                ),
+            ),
+        ];
+        for (text, expected) in cases {
+            std::fs::write(&f.0, text).unwrap();
+            let e = Settings::from_file(&f.0).unwrap_err();
+            assert!(matches!(e, ConfigError::Key { .. }), "{text}: {e:?}");
+            assert_eq!(e.to_string(), expected);
+        }
+        std::fs::write(&f.0, "max_conections = 5").unwrap();
+        let e = Settings::from_file(&f.0).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "config file {path}: max_conections = 5: unknown field `max_conections`, expected one of"
+            )) && e.contains("`login_failure_delay_ms`"),
+            "{e}"
+        );
+        std::fs::write(&f.0, "listen = [").unwrap();
+        let e = Settings::from_file(&f.0).unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { .. }), "{e:?}");
+        let missing = Path::new("/nonexistent/ferry.toml");
+        let e = Settings::from_file(missing).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Read { .. })
+                && e.to_string()
+                    .starts_with("config file /nonexistent/ferry.toml: "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -472,10 +790,153 @@ mod tests {
         let mut s = Settings::default();
         assert!(s.validate().is_ok());
         s.require_tls = true;
-        assert!(s.validate().unwrap_err().contains("require-tls"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("require-tls")
+        );
         s.tls_cert = Some("c".into());
-        assert!(s.validate().unwrap_err().contains("tls-key"));
+        assert!(s.validate().unwrap_err().to_string().contains("tls-key"));
         assert!(parse_public_address("::1").is_err());
         assert!(parse_public_address("0.0.0.0").is_err());
+        let s = Settings {
+            max_connections_per_ip: 0,
+            ..Settings::default()
+        };
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "max-connections-per-ip = 0: must be at least 1"
+        );
+    }
+
+    /// A command line of the settings alone.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        flags: Flags,
+    }
+
+    /// `base` with these flags applied.
+    fn with_flags(mut base: Settings, args: &[&str]) -> Settings {
+        let cli = Cli::try_parse_from([&"ferry"].into_iter().chain(args)).unwrap();
+        base.apply_flags(&cli.flags).unwrap();
+        base
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_leave_the_rest() {
+        let f = TempFile::new(
+            "merge",
+            "max_connections = 7\nidle_timeout = 60\nrequire_tls = true\ntls_session_reuse = false\nfsync = true\n",
+        );
+        let file = Settings::from_file(&f.0).unwrap();
+        // No flags: the file's values and, where it is silent, the defaults.
+        let s = with_flags(file.clone(), &[]);
+        assert_eq!(s.max_connections, 7);
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert!(s.require_tls && s.fsync && !s.tls_session_reuse);
+        assert_eq!(s.max_connections_per_ip, DEFAULT_MAX_CONNECTIONS_PER_IP);
+        assert_eq!(s.listen, [DEFAULT_LISTEN]);
+        // Flags replace what they name, and only that.
+        let s = with_flags(
+            file,
+            &[
+                "--max-connections",
+                "9",
+                "--fsync",
+                "false",
+                "--require-tls",
+                "--listen",
+                "2122,[::1]:2123",
+                "--login-failure-delay-ms",
+                "250",
+            ],
+        );
+        assert_eq!(s.max_connections, 9);
+        assert!(!s.fsync && s.require_tls);
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert_eq!(
+            s.listen,
+            [
+                parse_listen("127.0.0.1:2122").unwrap(),
+                parse_listen("[::1]:2123").unwrap()
+            ]
+        );
+        assert_eq!(s.login_failure_delay, Duration::from_millis(250));
+    }
+
+    /// Marks the child process of [`environment_is_between_the_file_and_the_flags`]; its
+    /// value is the configuration file.
+    const ENV_CHILD: &str = "FERRY_TEST_ENVIRONMENT_CHILD";
+
+    /// The environment belongs to the process, and setting it is `unsafe` while other tests
+    /// run, so this test runs itself again in a child process with the variables set.
+    #[test]
+    fn environment_is_between_the_file_and_the_flags() {
+        if let Some(file) = std::env::var_os(ENV_CHILD) {
+            let file = Settings::from_file(Path::new(&file)).unwrap();
+            let s = with_flags(file, &["--ban-time", "33"]);
+            assert_eq!(s.stall_timeout, Duration::from_secs(10), "the file's");
+            assert_eq!(
+                s.shutdown_grace,
+                Duration::from_secs(22),
+                "the environment's"
+            );
+            assert_eq!(s.ban_time, Duration::from_secs(33), "the flag's");
+            assert_eq!(s.data_timeout, Duration::from_secs(23), "the environment's");
+            assert_eq!(s.max_connections, DEFAULT_MAX_CONNECTIONS, "the default");
+            return;
+        }
+        let f = TempFile::new(
+            "env",
+            "stall_timeout = 10\nban_time = 11\nshutdown_grace = 12\n",
+        );
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "config::tests::environment_is_between_the_file_and_the_flags",
+            ])
+            .env(ENV_CHILD, &f.0)
+            .env("FERRY_SHUTDOWN_GRACE", "22")
+            .env("FERRY_BAN_TIME", "22")
+            .env("FERRY_DATA_TIMEOUT", "23")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn help_defaults_are_the_real_ones() {
+        let cmd = Cli::command();
+        let defaults = format!("{:?}", Settings::default());
+        let mut checked = 0;
+        for arg in cmd.get_arguments() {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let Some((_, rest)) = help.split_once("[default: ") else {
+                continue;
+            };
+            let value = rest.split_once(']').map_or(rest, |(v, _)| v);
+            // Prose ("any free port", "<data-dir>/users.toml") is not a value to check.
+            if value.contains([' ', '<']) {
+                continue;
+            }
+            let flag = format!("--{}", arg.get_long().unwrap());
+            let s = with_flags(Settings::default(), &[&flag, value]);
+            assert_eq!(format!("{s:?}"), defaults, "{flag}'s help says {value}");
+            checked += 1;
+        }
+        assert!(checked >= 14, "only {checked} defaults in the help");
+    }
+
+    #[test]
+    fn core_defaults_are_the_cores() {
+        let core = Settings::default().core_config();
+        assert_eq!(core, CoreConfig::default());
     }
 }

@@ -1,25 +1,30 @@
 //! The `ferry` binary: `ferry serve` (the default), `ferry user ...`, `ferry cert ...`.
 
+use std::future::Future;
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use ferry_backends::accounts::{Accounts, random_password};
+use async_signal::{Signal, Signals};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
+use ferry_backends::accounts::{Accounts, AccountsError, random_password};
 use ferry_backends::audit::AuditLog;
 use ferry_backends::disk::DiskStorage;
-use ferry_smol::config::{self, LogFormat, PortRange, Settings};
-use ferry_smol::tls::{self, Tls};
-use ferry_smol::users::DiskUsers;
-use ferry_smol::{Server, logging};
+use ferry_smol::config::{ConfigError, Flags, Settings};
+use ferry_smol::tls::{self, Tls, TlsError};
+use ferry_smol::users::{DiskUsers, UsersError, open_accounts};
+use ferry_smol::{Server, Shutdown, logging};
 use smol::stream::StreamExt as _;
 
+// The options of `ferry serve` may come before no command ([`Cli::parse_checked`] refuses
+// them), the global options anywhere: clap's `args_conflicts_with_subcommands` would refuse
+// global options before a command too.
 /// Ferry, an FTP server that gives each user a folder of their own.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, args_conflicts_with_subcommands = true)]
+#[command(name = "ferry", version)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -27,7 +32,7 @@ struct Cli {
     command: Option<Command>,
     /// With no command, `ferry` serves (the options of `ferry serve`).
     #[command(flatten)]
-    serve: ServeArgs,
+    serve: Flags,
 }
 
 /// Options every command accepts, before or after it.
@@ -44,7 +49,7 @@ struct Global {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the server (what `ferry` does with no command).
-    Serve(Box<ServeArgs>),
+    Serve(Flags),
     /// Manages accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -94,118 +99,121 @@ enum CertCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Host names and addresses the certificate names.
-        #[arg(long = "name", value_name = "HOST", default_values = ["localhost", "127.0.0.1", "::1"])]
+        #[arg(long = "name", value_name = "HOST", default_values = SELF_SIGNED_NAMES)]
         names: Vec<String>,
     },
 }
 
-/// Options of `ferry serve`. Each can also come from a `FERRY_*` variable or the config file.
-#[derive(Debug, Args, Default)]
-struct ServeArgs {
-    /// Address to listen on (repeat, or comma-separate, for several) [default: 127.0.0.1:2121].
-    #[arg(long, env = "FERRY_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = config::parse_listen)]
-    listen: Vec<SocketAddr>,
-    /// Ports for passive data connections, e.g. 50000-50100 [default: any free port].
-    #[arg(long, env = "FERRY_PASSIVE_PORTS", value_name = "A-B")]
-    passive_ports: Option<PortRange>,
-    /// IPv4 address to announce in PASV replies (behind NAT).
-    #[arg(long, env = "FERRY_PUBLIC_ADDRESS", value_name = "IP", value_parser = config::parse_public_address)]
-    public_address: Option<std::net::Ipv4Addr>,
-    /// PEM certificate chain: turns on explicit FTPS (AUTH TLS).
-    #[arg(long, env = "FERRY_TLS_CERT", value_name = "PEM")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key (PKCS#8, RSA or EC) of the certificate.
-    #[arg(long, env = "FERRY_TLS_KEY", value_name = "PEM")]
-    tls_key: Option<PathBuf>,
-    /// Refuse login and transfers without TLS.
-    #[arg(long, env = "FERRY_REQUIRE_TLS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    require_tls: Option<bool>,
-    /// Data connections must resume the control connection's TLS session [default: true].
-    #[arg(long, env = "FERRY_TLS_SESSION_REUSE", value_name = "BOOL")]
-    tls_session_reuse: Option<bool>,
-    /// Connections at once, in total [default: 1000].
-    #[arg(long, env = "FERRY_MAX_CONNECTIONS", value_name = "N")]
-    max_connections: Option<usize>,
-    /// Connections at once from one address [default: 50].
-    #[arg(long, env = "FERRY_MAX_CONNECTIONS_PER_IP", value_name = "N")]
-    max_connections_per_ip: Option<usize>,
-    /// Seconds without a command before a session is closed [default: 300].
-    #[arg(long, env = "FERRY_IDLE_TIMEOUT", value_name = "SECS")]
-    idle_timeout: Option<u64>,
-    /// Seconds to wait for a data connection [default: 30].
-    #[arg(long, env = "FERRY_DATA_TIMEOUT", value_name = "SECS")]
-    data_timeout: Option<u64>,
-    /// Seconds without progress before a transfer is aborted [default: 120].
-    #[arg(long, env = "FERRY_STALL_TIMEOUT", value_name = "SECS")]
-    stall_timeout: Option<u64>,
-    /// Failed logins on one connection before it is closed [default: 3].
-    #[arg(long, env = "FERRY_MAX_LOGIN_FAILURES", value_name = "N")]
-    max_login_failures: Option<u32>,
-    /// Milliseconds before the reply to a first failed login; doubles each time [default: 1000].
-    #[arg(long, env = "FERRY_LOGIN_FAILURE_DELAY_MS", value_name = "MS")]
-    login_failure_delay_ms: Option<u64>,
-    /// Failed logins from one address before it is refused for the ban time [default: 20].
-    #[arg(long, env = "FERRY_MAX_FAILURES_PER_IP", value_name = "N")]
-    max_failures_per_ip: Option<u32>,
-    /// Seconds an address stays refused after too many failed logins [default: 600].
-    #[arg(long, env = "FERRY_BAN_TIME", value_name = "SECS")]
-    ban_time: Option<u64>,
-    /// Seconds running transfers may go on after SIGINT/SIGTERM [default: 30].
-    #[arg(long, env = "FERRY_SHUTDOWN_GRACE", value_name = "SECS")]
-    shutdown_grace: Option<u64>,
-    /// fsync each upload before putting it in place.
-    #[arg(long, env = "FERRY_FSYNC", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    fsync: Option<bool>,
-    /// Text of the 220 greeting.
-    #[arg(long, env = "FERRY_GREETING", value_name = "TEXT")]
-    greeting: Option<String>,
-    /// The users file [default: <data-dir>/users.toml].
-    #[arg(long, env = "FERRY_USERS_FILE", value_name = "FILE")]
-    users_file: Option<PathBuf>,
-    /// The audit log [default: <data-dir>/audit.log].
-    #[arg(long, env = "FERRY_AUDIT_LOG", value_name = "FILE")]
-    audit_log: Option<PathBuf>,
-    /// Threads that run connections [default: half the cores, rounded up].
-    #[arg(long, env = "FERRY_THREADS", value_name = "N")]
-    threads: Option<usize>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "FERRY_LOG_FORMAT", value_name = "FORMAT")]
-    log_format: Option<LogFormat>,
-    /// Most verbose log level: error, warn, info, debug, trace [default: info].
-    #[arg(long, env = "FERRY_LOG_LEVEL", value_name = "LEVEL", value_parser = config::parse_level)]
-    log_level: Option<tracing::Level>,
+/// The account a first start creates (DESIGN.md): a name that needs no explaining.
+const FIRST_USER: &str = "user";
+
+/// The names a self-signed certificate holds unless told: those a client on this machine
+/// connects with.
+const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// The files `ferry cert self-signed` writes; the help of `cert self-signed` names them too.
+const SELF_SIGNED_CERT: &str = "cert.pem";
+/// See [`SELF_SIGNED_CERT`].
+const SELF_SIGNED_KEY: &str = "key.pem";
+
+/// Permissions of a private key file: read and write for its owner, nothing for others.
+const OWNER_ONLY: u32 = 0o600;
+
+/// Why a command failed; `main` prints it after `ferry: `.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    /// The settings.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The accounts.
+    #[error(transparent)]
+    Users(#[from] UsersError),
+    /// The certificate or key.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A new password.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// The audit log cannot be opened.
+    #[error("audit log {}: {source}", .path.display())]
+    AuditLog {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A listener cannot be bound (the error names its address).
+    #[error("{0}")]
+    Bind(#[source] io::Error),
+    /// Signal handlers cannot be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] io::Error),
+    /// `ferry cert self-signed` cannot make a certificate.
+    #[error("making the certificate: {0}")]
+    Certificate(#[source] rcgen::Error),
+    /// A file or folder cannot be written.
+    #[error("{}: {source}", .path.display())]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
-impl ServeArgs {
-    fn apply(self, s: &mut Settings) {
-        if !self.listen.is_empty() {
-            s.listen = self.listen;
+impl From<AccountsError> for Error {
+    fn from(e: AccountsError) -> Self {
+        Self::Users(e.into())
+    }
+}
+
+/// Why no new password was read.
+#[derive(Debug, thiserror::Error)]
+enum PasswordError {
+    /// Standard input cannot be read.
+    #[error("reading the password: {0}")]
+    Read(#[source] io::Error),
+    /// Standard input is not a terminal to prompt on.
+    #[error("no terminal to ask for a password: pass --password-stdin")]
+    NoTerminal,
+    /// The terminal's echo cannot be turned off.
+    #[error("terminal: {0}")]
+    Terminal(#[source] rustix::io::Errno),
+    /// The two entries differ.
+    #[error("the passwords differ")]
+    Differ,
+    /// An empty password.
+    #[error("the password must not be empty")]
+    Empty,
+}
+
+impl Cli {
+    /// Parses the command line, or exits with clap's message.
+    fn parse_checked() -> Self {
+        let cli = Self::parse();
+        if let Some(e) = cli.misplaced_flag() {
+            e.exit();
         }
-        let secs = Duration::from_secs;
-        macro_rules! set {
-            ($($field:ident $(=> $f:expr)?),* $(,)?) => {$(
-                if let Some(v) = self.$field {
-                    s.$field = set!(@conv v $(, $f)?);
-                }
-            )*};
-            (@conv $v:ident) => { $v };
-            (@conv $v:ident, $f:expr) => { $f($v) };
-        }
-        set! {
-            passive_ports => Some, public_address => Some, tls_cert => Some, tls_key => Some,
-            require_tls, tls_session_reuse, max_connections, max_connections_per_ip,
-            idle_timeout => secs, data_timeout => secs, stall_timeout => secs,
-            max_login_failures, max_failures_per_ip, ban_time => secs, shutdown_grace => secs,
-            fsync, greeting, users_file => Some, audit_log => Some, log_format, log_level, threads,
-        }
-        if let Some(ms) = self.login_failure_delay_ms {
-            s.login_failure_delay = Duration::from_millis(ms);
-        }
+        cli
+    }
+
+    /// A serve option given before a command (`ferry --listen X user list`).
+    fn misplaced_flag(&self) -> Option<clap::Error> {
+        let command = match self.command.as_ref()? {
+            Command::Serve(_) => "serve",
+            Command::User(_) => "user",
+            Command::Cert(_) => "cert",
+        };
+        let flag = self.serve.first_on_command_line()?;
+        Some(Self::command().error(
+            ErrorKind::ArgumentConflict,
+            format!("the subcommand '{command}' cannot be used with '{flag}'"),
+        ))
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -216,54 +224,80 @@ fn main() -> ExitCode {
 }
 
 /// Settings from the defaults, the config file and the global options.
-fn base_settings(global: &Global) -> Result<Settings, String> {
-    let mut s = Settings::default();
-    if let Some(file) = &global.config {
-        s.apply_file(file)?;
-    }
+fn base_settings(global: &Global) -> Result<Settings, ConfigError> {
+    let mut s = match &global.config {
+        Some(file) => Settings::from_file(file)?,
+        None => Settings::default(),
+    };
     if let Some(dir) = &global.data_dir {
         s.data_dir.clone_from(dir);
     }
     Ok(s)
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<(), Error> {
     let mut settings = base_settings(&cli.global)?;
-    match cli.command {
-        None => {
-            cli.serve.apply(&mut settings);
-            serve(settings)
+    let flags = match cli.command {
+        None => cli.serve,
+        Some(Command::Serve(flags)) => flags,
+        Some(Command::User(cmd)) => return user(&settings, cmd),
+        Some(Command::Cert(CertCommand::SelfSigned { out, names })) => {
+            return self_signed(&out, &names);
         }
-        Some(Command::Serve(args)) => {
-            args.apply(&mut settings);
-            serve(settings)
-        }
-        Some(Command::User(cmd)) => user(&settings, cmd),
-        Some(Command::Cert(CertCommand::SelfSigned { out, names })) => self_signed(&out, &names),
-    }
+    };
+    settings.apply_flags(&flags)?;
+    serve(settings)
 }
 
-fn open_accounts(s: &Settings) -> Result<Accounts, String> {
-    std::fs::create_dir_all(&s.data_dir).map_err(|e| format!("{}: {e}", s.data_dir.display()))?;
-    Accounts::load_or_empty(s.users_file(), &s.data_dir).map_err(|e| e.to_string())
-}
-
-fn serve(settings: Settings) -> Result<(), String> {
+fn serve(settings: Settings) -> Result<(), Error> {
     settings.validate()?;
     logging::init(settings.log_format, settings.log_level);
-    let mut accounts = open_accounts(&settings)?;
+    let mut accounts = open_accounts(&settings.data_dir, &settings.users_file())?;
     if accounts.is_empty() {
-        let password = random_password().map_err(|e| e.to_string())?;
-        accounts
-            .add("user", &password, false)
-            .map_err(|e| e.to_string())?;
-        println!("Created the account \"user\" with the password: {password}");
-        println!(
-            "(shown only now; change it with: ferry user passwd user --data-dir {})",
-            settings.data_dir.display()
-        );
+        create_first_account(&mut accounts, &settings.data_dir)?;
     }
-    // Leftovers of uploads cut off by a crash: remove them in the background.
+    remove_interrupted_uploads(&accounts);
+    let audit_path = settings.audit_log();
+    let audit = AuditLog::open(&audit_path).map_err(|source| Error::AuditLog {
+        path: audit_path,
+        source,
+    })?;
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::new(
+            tls::load(cert, key)?,
+            settings.tls_session_reuse,
+        ))),
+        _ => None,
+    };
+    let reload = settings.tls_cert.clone().zip(settings.tls_key.clone());
+    let data_dir = settings.data_dir.clone();
+    let threads = settings.worker_threads();
+    let users = DiskUsers::new(accounts, settings.fsync);
+    let mut server = Server::new(settings, users, audit);
+    if let Some(tls) = &tls {
+        server = server.with_tls(tls.clone());
+    }
+    let bound = smol::block_on(server.bind()).map_err(Error::Bind)?;
+    announce(&bound.local_addrs(), &data_dir, threads);
+    let signals = handle_signals(tls, reload, bound.shutdown_handle())?;
+    bound.run_threads(threads, signals);
+    Ok(())
+}
+
+/// On a first start: the account `user` with a random password, shown once.
+fn create_first_account(accounts: &mut Accounts, data_dir: &Path) -> Result<(), Error> {
+    let password = random_password()?;
+    accounts.add(FIRST_USER, &password, false)?;
+    println!("Created the account \"{FIRST_USER}\" with the password: {password}");
+    println!(
+        "(shown only now; change it with: ferry user passwd {FIRST_USER} --data-dir {})",
+        data_dir.display()
+    );
+    Ok(())
+}
+
+/// Removes, in the background, the leftovers of uploads cut off by a crash.
+fn remove_interrupted_uploads(accounts: &Accounts) {
     let homes: Vec<PathBuf> = accounts.list().into_iter().map(|a| a.home).collect();
     std::thread::spawn(move || {
         for home in homes {
@@ -280,27 +314,12 @@ fn serve(settings: Settings) -> Result<(), String> {
             }
         }
     });
-    let audit_path = settings.audit_log();
-    let audit = AuditLog::open(&audit_path)
-        .map_err(|e| format!("audit log {}: {e}", audit_path.display()))?;
-    let tls = match (&settings.tls_cert, &settings.tls_key) {
-        (Some(cert), Some(key)) => Some(Arc::new(Tls::new(
-            tls::load(cert, key)?,
-            settings.tls_session_reuse,
-        ))),
-        _ => None,
-    };
-    let users = DiskUsers::new(accounts, settings.fsync);
-    let data_dir = settings.data_dir.clone();
-    let settings_threads = settings.worker_threads();
-    let reload = settings.tls_cert.clone().zip(settings.tls_key.clone());
-    let mut server = Server::new(settings, users, audit);
-    if let Some(tls) = &tls {
-        server = server.with_tls(tls.clone());
-    }
-    let threads = settings_threads;
-    let bound = smol::block_on(server.bind()).map_err(|e| e.to_string())?;
-    for addr in bound.local_addrs() {
+}
+
+/// Says where the server listens, in the log and on standard output (scripts and tests wait
+/// for that line).
+fn announce(addrs: &[SocketAddr], data_dir: &Path, threads: usize) {
+    for addr in addrs {
         tracing::info!(%addr, data_dir = %data_dir.display(), threads, "listening");
         println!(
             "Ferry listening on ftp://{addr} (data in {})",
@@ -308,28 +327,21 @@ fn serve(settings: Settings) -> Result<(), String> {
         );
     }
     let _ = io::stdout().flush();
-    let stop = bound.shutdown_handle();
-    let mut signals = async_signal::Signals::new([
-        async_signal::Signal::Int,
-        async_signal::Signal::Term,
-        async_signal::Signal::Hup,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let handle_signals = async move {
+}
+
+/// Handles signals while the server runs: SIGHUP reloads the certificate and key, SIGINT
+/// and SIGTERM stop the server.
+fn handle_signals(
+    tls: Option<Arc<Tls>>,
+    reload: Option<(PathBuf, PathBuf)>,
+    stop: Shutdown,
+) -> Result<impl Future<Output = ()>, Error> {
+    let mut signals =
+        Signals::new([Signal::Int, Signal::Term, Signal::Hup]).map_err(Error::Signals)?;
+    Ok(async move {
         while let Some(Ok(signal)) = signals.next().await {
-            if signal == async_signal::Signal::Hup {
-                match (&tls, &reload) {
-                    (Some(tls), Some((cert, key))) => match tls::load(cert, key) {
-                        Ok(config) => {
-                            tls.replace(config);
-                            tracing::info!("reloaded the TLS certificate and key");
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot reload the TLS certificate; keeping the old one")
-                        }
-                    },
-                    _ => tracing::info!("SIGHUP: nothing to reload"),
-                }
+            if signal == Signal::Hup {
+                reload_tls(tls.as_deref(), reload.as_ref());
             } else {
                 tracing::info!(
                     ?signal,
@@ -338,57 +350,71 @@ fn serve(settings: Settings) -> Result<(), String> {
                 stop.trigger();
             }
         }
-    };
-    bound.run_threads(threads, handle_signals);
-    Ok(())
+    })
+}
+
+/// Loads the certificate and key again for new sessions, or keeps the old ones.
+fn reload_tls(tls: Option<&Tls>, files: Option<&(PathBuf, PathBuf)>) {
+    match (tls, files) {
+        (Some(tls), Some((cert, key))) => match tls::load(cert, key) {
+            Ok(config) => {
+                tls.replace(config);
+                tracing::info!("reloaded the TLS certificate and key");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the TLS certificate; keeping the old one")
+            }
+        },
+        _ => tracing::info!("SIGHUP: nothing to reload"),
+    }
 }
 
 /// Reads a new password: from standard input's first line, or twice at a hidden prompt.
-fn read_password(name: &str, from_stdin: bool) -> Result<String, String> {
+fn read_password(name: &str, from_stdin: bool) -> Result<String, PasswordError> {
     let password = if from_stdin {
         let mut line = String::new();
         io::stdin()
             .lock()
             .read_line(&mut line)
-            .map_err(|e| format!("reading the password: {e}"))?;
+            .map_err(PasswordError::Read)?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     } else {
         if !io::stdin().is_terminal() {
-            return Err("no terminal to ask for a password: pass --password-stdin".into());
+            return Err(PasswordError::NoTerminal);
         }
         let first = prompt_hidden(&format!("Password for {name}: "))?;
         let second = prompt_hidden("Again: ")?;
         if first != second {
-            return Err("the passwords differ".into());
+            return Err(PasswordError::Differ);
         }
         first
     };
     if password.is_empty() {
-        return Err("the password must not be empty".into());
+        return Err(PasswordError::Empty);
     }
     Ok(password)
 }
 
 /// Asks on the terminal with echo off.
-fn prompt_hidden(prompt: &str) -> Result<String, String> {
+fn prompt_hidden(prompt: &str) -> Result<String, PasswordError> {
     use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
     let stdin = io::stdin();
     eprint!("{prompt}");
     let _ = io::stderr().flush();
-    let saved = tcgetattr(&stdin).map_err(|e| format!("terminal: {e}"))?;
+    let saved = tcgetattr(&stdin).map_err(PasswordError::Terminal)?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
-    tcsetattr(&stdin, OptionalActions::Now, &quiet).map_err(|e| format!("terminal: {e}"))?;
+    tcsetattr(&stdin, OptionalActions::Now, &quiet).map_err(PasswordError::Terminal)?;
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
     eprintln!();
-    read.map_err(|e| format!("reading the password: {e}"))?;
+    read.map_err(PasswordError::Read)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-fn user(settings: &Settings, cmd: UserCommand) -> Result<(), String> {
-    let mut accounts = open_accounts(settings)?;
+fn user(settings: &Settings, cmd: UserCommand) -> Result<(), Error> {
+    let mut accounts = open_accounts(&settings.data_dir, &settings.users_file())?;
     match cmd {
         UserCommand::Add {
             name,
@@ -396,12 +422,10 @@ fn user(settings: &Settings, cmd: UserCommand) -> Result<(), String> {
             read_only,
         } => {
             if accounts.get(&name).is_some() {
-                return Err(format!("the account {name:?} exists already"));
+                return Err(UsersError::Exists(name).into());
             }
             let password = read_password(&name, password_stdin)?;
-            let account = accounts
-                .add(&name, &password, read_only)
-                .map_err(|e| e.to_string())?;
+            let account = accounts.add(&name, &password, read_only)?;
             println!("Created {name} with home {}", account.home.display());
         }
         UserCommand::Passwd {
@@ -409,18 +433,14 @@ fn user(settings: &Settings, cmd: UserCommand) -> Result<(), String> {
             password_stdin,
         } => {
             if accounts.get(&name).is_none() {
-                return Err(format!("no account {name:?}"));
+                return Err(UsersError::Unknown(name).into());
             }
             let password = read_password(&name, password_stdin)?;
-            accounts
-                .set_password(&name, &password)
-                .map_err(|e| e.to_string())?;
+            accounts.set_password(&name, &password)?;
             println!("Changed the password of {name}");
         }
         UserCommand::Remove { name, delete_home } => {
-            let account = accounts
-                .remove(&name, delete_home)
-                .map_err(|e| e.to_string())?;
+            let account = accounts.remove(&name, delete_home)?;
             if delete_home {
                 println!("Removed {name} and its home {}", account.home.display());
             } else {
@@ -440,15 +460,15 @@ fn user(settings: &Settings, cmd: UserCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn self_signed(out: &Path, names: &[String]) -> Result<(), String> {
-    let certified = rcgen::generate_simple_self_signed(names.to_vec())
-        .map_err(|e| format!("making the certificate: {e}"))?;
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let cert_path = out.join("cert.pem");
-    let key_path = out.join("key.pem");
+fn self_signed(out: &Path, names: &[String]) -> Result<(), Error> {
+    let certified =
+        rcgen::generate_simple_self_signed(names.to_vec()).map_err(Error::Certificate)?;
+    std::fs::create_dir_all(out).map_err(|source| written(out, source))?;
+    let cert_path = out.join(SELF_SIGNED_CERT);
+    let key_path = out.join(SELF_SIGNED_KEY);
     write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())?;
     std::fs::write(&cert_path, certified.cert.pem())
-        .map_err(|e| format!("{}: {e}", cert_path.display()))?;
+        .map_err(|source| written(&cert_path, source))?;
     println!(
         "Wrote {} and {} for {}.",
         cert_path.display(),
@@ -467,15 +487,22 @@ fn self_signed(out: &Path, names: &[String]) -> Result<(), String> {
 }
 
 /// Writes a file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(OWNER_ONLY)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|source| written(path, source))?;
+    f.write_all(bytes).map_err(|source| written(path, source))
+}
+
+/// [`Error::Write`] for `path`.
+fn written(path: &Path, source: io::Error) -> Error {
+    Error::Write {
+        path: path.to_path_buf(),
+        source,
+    }
 }

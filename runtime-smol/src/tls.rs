@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use ferry_core::TransferError;
 use futures_rustls::TlsAcceptor;
 use futures_rustls::server::TlsStream;
 use rustls::HandshakeKind;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::StoresServerSessions;
 use rustls::{ServerConfig, ServerConnection};
@@ -37,43 +37,99 @@ use crate::transfer::timeout;
 /// A TLS stream over a TCP socket.
 pub(crate) type Stream = TlsStream<Async<TcpStream>>;
 
+/// Why a certificate and key cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file cannot be read.
+    #[error("{}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The certificate file is not PEM.
+    #[error("{}: not a PEM certificate chain: {source}", .path.display())]
+    CertificatePem {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("{}: no certificate found (expected PEM \"BEGIN CERTIFICATE\")", .path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key file holds no private key.
+    #[error("{}: no private key found (expected PEM PKCS#8, RSA or EC key): {source}", .path.display())]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: pem::Error,
+    },
+    /// rustls refused the protocol versions (a bug).
+    #[error("TLS configuration: {0}")]
+    Versions(#[source] rustls::Error),
+    /// The key does not belong to the certificate, or rustls cannot use it.
+    #[error(
+        "{} and {}: the key does not match the certificate or is unusable: {source}",
+        .cert.display(),
+        .key.display()
+    )]
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why.
+        source: rustls::Error,
+    },
+}
+
 /// Loads a certificate chain and its private key (PEM) into a server configuration offering
 /// TLS 1.2 and 1.3.
 ///
 /// # Errors
-/// A message naming the file and what is wrong: unreadable, no certificate or key in it,
-/// or a key that does not belong to the certificate.
-pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+/// The file and what is wrong: unreadable, no certificate or key in it, or a key that does
+/// not belong to the certificate.
+pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| TlsError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
+        .map_err(|source| TlsError::CertificatePem {
+            path: cert.to_path_buf(),
+            source,
+        })?;
     if chain.is_empty() {
-        return Err(format!(
-            "{}: no certificate found (expected PEM \"BEGIN CERTIFICATE\")",
-            cert.display()
-        ));
+        return Err(TlsError::NoCertificate {
+            path: cert.to_path_buf(),
+        });
     }
-    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        format!(
-            "{}: no private key found (expected PEM PKCS#8, RSA or EC key): {e}",
-            key.display()
-        )
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| TlsError::NoKey {
+        path: key.to_path_buf(),
+        source,
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS configuration: {e}"))?
+        .map_err(TlsError::Versions)?
         .with_no_client_auth()
         .with_single_cert(chain, key_der)
-        .map_err(|e| {
-            format!(
-                "{} and {}: the key does not match the certificate or is unusable: {e}",
-                cert.display(),
-                key.display()
-            )
+        .map_err(|source| TlsError::KeyMismatch {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            source,
         })?;
     config.ignore_client_order = true;
     Ok(Arc::new(config))

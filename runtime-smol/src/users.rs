@@ -3,12 +3,64 @@
 //! [`Users::check`] runs on smol's blocking thread pool (argon2 takes tens of milliseconds by
 //! design), never on the threads that move bytes.
 
+use std::convert::Infallible;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use ferry_backends::Storage;
-use ferry_backends::accounts::Accounts;
+use ferry_backends::accounts::{Accounts, AccountsError};
 use ferry_backends::disk::DiskStorage;
 use ferry_backends::memory::MemoryStorage;
+
+/// Why accounts cannot be opened, changed or checked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsersError {
+    /// The data folder cannot be created.
+    #[error("{}: {source}", .path.display())]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The users file cannot be read or written, or an account cannot be changed.
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+    /// An account of that name exists already.
+    #[error("the account {0:?} exists already")]
+    Exists(String),
+    /// There is no account of that name.
+    #[error("no account {0:?}")]
+    Unknown(String),
+    /// A user's home folder cannot be opened.
+    #[error("home folder {} of {user}: {source}", .home.display())]
+    Home {
+        /// The user.
+        user: String,
+        /// The folder.
+        home: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A thread panicked while it held this lock (a bug); nothing can be checked.
+    #[error("{0} lock poisoned")]
+    Poisoned(&'static str),
+}
+
+/// Opens the accounts of `users_file`, with homes in `data_dir`, which is made if missing;
+/// no accounts if the file does not exist yet.
+///
+/// # Errors
+/// The data folder cannot be made, or the users file cannot be read or is not valid.
+pub fn open_accounts(data_dir: &Path, users_file: &Path) -> Result<Accounts, UsersError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| UsersError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    Ok(Accounts::load_or_empty(users_file, data_dir)?)
+}
 
 /// A successful login: the user's tree, and whether they may change it.
 #[derive(Debug)]
@@ -24,13 +76,20 @@ pub trait Users: Send + Sync + 'static {
     /// The tree a user gets.
     type Storage: Storage;
 
+    /// Why the accounts cannot be checked.
+    type Error: std::error::Error + Send + 'static;
+
     /// Checks `password` for `user`: `Ok(None)` for an unknown user or a wrong password (the
     /// same to the client), `Err` when the accounts cannot be checked at all. Called on a
     /// blocking thread.
     ///
     /// # Errors
     /// Why the accounts could not be checked, for the log.
-    fn check(&self, user: &str, password: &str) -> Result<Option<Login<Self::Storage>>, String>;
+    fn check(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<Login<Self::Storage>>, Self::Error>;
 }
 
 /// Accounts in a users file (`ferry user add`), each jailed at its home folder on disk. The
@@ -42,7 +101,7 @@ pub struct DiskUsers {
     /// One tree per home, shared by that user's sessions: one descriptor and one allocation
     /// per user instead of per session (10,000 sessions of one user hit the descriptor
     /// limit otherwise).
-    trees: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, DiskStorage>>,
+    trees: std::sync::Mutex<std::collections::HashMap<PathBuf, DiskStorage>>,
 }
 
 impl DiskUsers {
@@ -59,18 +118,19 @@ impl DiskUsers {
 
 impl Users for DiskUsers {
     type Storage = DiskStorage;
+    type Error = UsersError;
 
-    fn check(&self, user: &str, password: &str) -> Result<Option<Login<DiskStorage>>, String> {
+    fn check(&self, user: &str, password: &str) -> Result<Option<Login<DiskStorage>>, UsersError> {
         let changed = self
             .accounts
             .read()
-            .map_err(|_| "accounts lock poisoned")?
+            .map_err(|_| UsersError::Poisoned("accounts"))?
             .changed_on_disk();
         if changed {
             let mut accounts = self
                 .accounts
                 .write()
-                .map_err(|_| "accounts lock poisoned")?;
+                .map_err(|_| UsersError::Poisoned("accounts"))?;
             if let Err(e) = accounts.reload_if_changed() {
                 tracing::error!(error = %e, "cannot reload the users file; keeping the accounts loaded before");
             }
@@ -78,18 +138,25 @@ impl Users for DiskUsers {
         let account = self
             .accounts
             .read()
-            .map_err(|_| "accounts lock poisoned")?
+            .map_err(|_| UsersError::Poisoned("accounts"))?
             .verify(user, password);
         let Some(account) = account else {
             return Ok(None);
         };
-        let mut trees = self.trees.lock().map_err(|_| "trees lock poisoned")?;
+        let mut trees = self
+            .trees
+            .lock()
+            .map_err(|_| UsersError::Poisoned("trees"))?;
         let storage = match trees.get(&account.home) {
             // Still the same folder (not removed and made again since).
             Some(tree) if tree.is_rooted_at(&account.home) => tree.clone(),
             _ => {
                 let tree = DiskStorage::new(&account.home)
-                    .map_err(|e| format!("home folder {} of {user}: {e}", account.home.display()))?
+                    .map_err(|source| UsersError::Home {
+                        user: user.to_owned(),
+                        home: account.home.clone(),
+                        source,
+                    })?
                     .with_fsync(self.fsync);
                 trees.insert(account.home.clone(), tree.clone());
                 tree
@@ -141,8 +208,14 @@ fn same(a: &str, b: &str) -> bool {
 
 impl Users for MemoryUsers {
     type Storage = MemoryStorage;
+    /// Fixed users are always there to check.
+    type Error = Infallible;
 
-    fn check(&self, user: &str, password: &str) -> Result<Option<Login<MemoryStorage>>, String> {
+    fn check(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<Login<MemoryStorage>>, Infallible> {
         Ok(self
             .users
             .iter()

@@ -37,6 +37,7 @@ const AUDIT_WAIT: Duration = Duration::from_secs(5);
 pub struct ServerBuilder {
     users: Vec<(String, String, bool)>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     listen: Vec<String>,
     lifetime: Duration,
     wrapper: Vec<String>,
@@ -55,6 +56,7 @@ impl ServerBuilder {
         Self {
             users: Vec::new(),
             args: Vec::new(),
+            env: Vec::new(),
             listen: vec!["127.0.0.1:0".into()],
             lifetime: SERVER_LIFETIME,
             wrapper: Vec::new(),
@@ -92,6 +94,14 @@ impl ServerBuilder {
         S: Into<String>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable of the server (those of the tests' own environment
+    /// that start with `FERRY_` are never passed on).
+    #[must_use]
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -188,7 +198,8 @@ impl ServerBuilder {
         cmd.arg("--data-dir")
             .arg(data)
             .args(["--listen", &self.listen.join(",")])
-            .args(&self.args);
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 }

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use ferry_tests::{Server, ServerBuilder, ferry_bin, run_client, wait_until};
+use ferry_tests::{Control, Server, ServerBuilder, ferry_bin, run_client, wait_until};
 
 fn ferry(args: &[&str], stdin: Option<&str>) -> ferry_tests::ClientOutput {
     let mut cmd = Command::new(ferry_bin());
@@ -153,6 +153,83 @@ fn bad_settings_are_refused_at_start() {
     let out = ferry(&["--help"], None);
     assert!(
         out.status.success() && out.stdout.contains("--data-dir"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn flags_win_over_the_environment_which_wins_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        "greeting = \"from the file\"\nmax_login_failures = 1\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let greeting = |server: &Server| {
+        let mut c = Control::connect(server.addr());
+        c.read_reply().text()
+    };
+    let file = ServerBuilder::new().args(["--config", config]).start();
+    assert!(greeting(&file).contains("from the file"));
+    let env = ServerBuilder::new()
+        .args(["--config", config])
+        .env("FERRY_GREETING", "from the environment")
+        .start();
+    assert!(greeting(&env).contains("from the environment"));
+    let flag = ServerBuilder::new()
+        .user("alice", "alice-pw")
+        .args(["--config", config, "--greeting", "from the flag"])
+        .args(["--login-failure-delay-ms", "0"])
+        .env("FERRY_GREETING", "from the environment")
+        .start();
+    assert!(greeting(&flag).contains("from the flag"));
+    // The file's other keys still count: one failed login closes the connection.
+    let mut c = flag.control();
+    c.expect("USER alice", 331);
+    c.expect("PASS wrong", 530);
+    assert_eq!(
+        c.read_reply().code,
+        421,
+        "not cut off after the file's 1 failure"
+    );
+}
+
+#[test]
+fn global_options_come_before_or_after_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(&config, "greeting = \"hi\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let out = ferry(
+        &[
+            "--data-dir",
+            data,
+            "--config",
+            config,
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+        ],
+        Some("pw\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = ferry(
+        &["user", "list", "--data-dir", data, "--config", config],
+        None,
+    );
+    assert!(
+        out.status.success() && out.stdout.contains("alice"),
+        "{out:?}"
+    );
+    // The options of `serve` belong after `serve` (or stand without a command).
+    let out = ferry(&["--listen", "127.0.0.1:0", "user", "list"], None);
+    assert!(
+        !out.status.success() && out.stderr.contains("cannot be used with '--listen <ADDR>'"),
         "{out:?}"
     );
 }
