@@ -616,3 +616,6 @@ conformance_suite!(disk, many = 3_000, |dir: &Path| DiskStorage::new(dir)
 conformance_suite!(disk_walking, many = 1_000, |dir: &Path| {
     DiskStorage::new(dir).unwrap().resolve_by_walking()
 });
+conformance_suite!(disk_pooled, many = 1_000, |dir: &Path| {
+    DiskStorage::new(dir).unwrap().with_blocking_pool(true)
+});

@@ -327,6 +327,11 @@ pub struct Settings {
     /// fsync each upload before putting it in place.
     #[arg(long, env = "FERRY_FSYNC", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub fsync: bool,
+    /// Run every disk metadata call (stat, open, rename, ...) on the blocking thread pool,
+    /// not only listings and copies: for homes on NFS or FUSE, where one can take
+    /// milliseconds.
+    #[arg(long, env = "FERRY_DISK_POOL", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub disk_pool: bool,
     /// Text of the 220 greeting.
     #[arg(long, env = "FERRY_GREETING", value_name = "TEXT")]
     pub greeting: String,
@@ -378,6 +383,7 @@ impl Settings {
             ban_time: DEFAULT_BAN_TIME,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             fsync: false,
+            disk_pool: false,
             greeting: DEFAULT_GREETING.into(),
             users_file: None,
             audit_log: None,

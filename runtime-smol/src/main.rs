@@ -272,7 +272,9 @@ fn serve(settings: Settings) -> Result<(), Error> {
     let reload = settings.tls_cert.clone().zip(settings.tls_key.clone());
     let data_dir = settings.data_dir.clone();
     let threads = settings.worker_threads();
-    let users = DiskUsers::new(accounts, settings.fsync);
+    let users = DiskUsers::new(accounts)
+        .with_fsync(settings.fsync)
+        .with_blocking_pool(settings.disk_pool);
     let mut server = Server::new(settings, users, audit);
     if let Some(tls) = &tls {
         server = server.with_tls(tls.clone());

@@ -98,6 +98,7 @@ pub trait Users: Send + Sync + 'static {
 pub struct DiskUsers {
     accounts: RwLock<Accounts>,
     fsync: bool,
+    pool: bool,
     /// One tree per home, shared by that user's sessions: one descriptor and one allocation
     /// per user instead of per session (10,000 sessions of one user hit the descriptor
     /// limit otherwise).
@@ -105,14 +106,30 @@ pub struct DiskUsers {
 }
 
 impl DiskUsers {
-    /// Serves `accounts`; `fsync` makes uploads durable before they are put in place.
+    /// Serves `accounts`.
     #[must_use]
-    pub fn new(accounts: Accounts, fsync: bool) -> Self {
+    pub fn new(accounts: Accounts) -> Self {
         Self {
             accounts: RwLock::new(accounts),
-            fsync,
+            fsync: false,
+            pool: false,
             trees: std::sync::Mutex::default(),
         }
+    }
+
+    /// Uploads are made durable (`fsync`) before they are put in place.
+    #[must_use]
+    pub fn with_fsync(mut self, on: bool) -> Self {
+        self.fsync = on;
+        self
+    }
+
+    /// Every disk metadata call runs on the blocking pool
+    /// ([`DiskStorage::with_blocking_pool`]).
+    #[must_use]
+    pub fn with_blocking_pool(mut self, on: bool) -> Self {
+        self.pool = on;
+        self
     }
 }
 
@@ -157,7 +174,8 @@ impl Users for DiskUsers {
                         home: account.home.clone(),
                         source,
                     })?
-                    .with_fsync(self.fsync);
+                    .with_fsync(self.fsync)
+                    .with_blocking_pool(self.pool);
                 trees.insert(account.home.clone(), tree.clone());
                 tree
             }

@@ -301,3 +301,30 @@ fn explicit_ftps() {
     );
     server.assert_audited("alice", "upload", "/secret.bin");
 }
+
+/// `--disk-pool` (every disk call on the blocking pool, for NFS or FUSE homes) serves the
+/// same: upload, listing, download, rename and delete.
+#[test]
+fn the_disk_pool_serves_the_same() {
+    if !require_client("curl") {
+        return;
+    }
+    let server = Server::with_alice(&["--disk-pool"]);
+    let src = server.root().join("pooled.bin");
+    std::fs::write(&src, random_bytes(7, 300_000)).unwrap();
+    upload(&server, &[], &src, "pooled.bin");
+    let listing = curl_ok(&["-l", &server.url("alice", "")]);
+    assert!(listing.stdout.contains("pooled.bin"), "{}", listing.stdout);
+    download(&server, &[], "pooled.bin", &src);
+    curl_ok(&[
+        "-Q",
+        "RNFR pooled.bin",
+        "-Q",
+        "RNTO renamed.bin",
+        "-Q",
+        "DELE renamed.bin",
+        &server.url("alice", ""),
+    ]);
+    assert!(!server.home("alice").join("pooled.bin").exists());
+    assert!(!server.home("alice").join("renamed.bin").exists());
+}
