@@ -22,8 +22,11 @@
 //! }));
 //! ```
 
+mod clock;
 pub mod config;
 mod connection;
+mod context;
+mod limits;
 pub mod logging;
 pub mod server;
 pub mod tls;

@@ -16,12 +16,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ferry_backends::{EntryBatch, Lister, ReadFile, Storage, Upload};
 use ferry_core::{
     FromNetwork, ListFormat, ListRequest, Metadata, StorageError, ToNetwork, TransferError,
-    TransferKind, UnixTime,
+    TransferKind,
 };
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::{Async, Timer};
 
+use crate::clock::{timeout, unix_now};
 use crate::tls::DataTls;
 
 /// Buffer for one transfer's bytes: large enough for few system calls, small enough that
@@ -202,9 +203,12 @@ fn control_gone(control: &std::os::fd::OwnedFd) -> bool {
     }
 }
 
+/// How often the end of such an upload looks at the control connection meanwhile.
+const UPLOAD_END_POLL: Duration = Duration::from_micros(200);
+
 /// Whether the client of an upload is gone. For an upload that replaces a file, waits up to
 /// [`UPLOAD_END_GRACE`] for the control connection to end or to say something (a live client
-/// never ends it first), checking every 200 µs.
+/// never ends it first), checking every [`UPLOAD_END_POLL`].
 async fn client_gone(control: Option<&std::os::fd::OwnedFd>, replaces: bool) -> bool {
     let Some(fd) = control else { return false };
     if control_gone(fd) {
@@ -215,22 +219,12 @@ async fn client_gone(control: Option<&std::os::fd::OwnedFd>, replaces: bool) -> 
     }
     let until = std::time::Instant::now() + UPLOAD_END_GRACE;
     while std::time::Instant::now() < until {
-        Timer::after(Duration::from_micros(200)).await;
+        Timer::after(UPLOAD_END_POLL).await;
         if control_gone(fd) {
             return true;
         }
     }
     false
-}
-
-/// Runs `f`, or gives up after `d`.
-pub(crate) async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
-    async { Some(f.await) }
-        .or(async {
-            Timer::after(d).await;
-            None
-        })
-        .await
 }
 
 /// Fires when the transfer must stop: its sender was closed (ABOR, or the control connection
@@ -531,14 +525,6 @@ where
         step(abort, stall, upload.write_all(&file[..w]), storage_error).await?;
     }
     Ok(total)
-}
-
-/// The wall clock as the core's time of files.
-pub(crate) fn unix_now() -> UnixTime {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// Binds a passive listener on `ip`, from `range` if one is configured.
