@@ -28,8 +28,9 @@ use smol::{Async, Timer};
 
 use crate::clock::timeout;
 use crate::context::Ctx;
+use crate::data::{self, DataLink, DataPlan};
 use crate::tls::{DataTls, Stream as TlsStream};
-use crate::transfer::{self, DataPlan, Prepared, PumpOptions};
+use crate::transfer::{self, Prepared, PumpOptions};
 use crate::users::Users;
 
 /// The most a read from the control connection takes at once: a few command lines.
@@ -349,23 +350,7 @@ impl<U: Users> Conn<U> {
                     .handle_outcome(Outcome::StorageDone { id, result }, self.now());
             }
             Request::OpenPassive { id, .. } => {
-                self.passive = None;
-                let result = match transfer::bind_passive(
-                    self.session.local().ip(),
-                    self.ctx.settings.passive_ports,
-                ) {
-                    Ok(l) => match l.get_ref().local_addr() {
-                        Ok(addr) => {
-                            self.passive = Some(l);
-                            Ok(addr)
-                        }
-                        Err(_) => Err(ferry_core::DataError),
-                    },
-                    Err(e) => {
-                        tracing::warn!(peer = %self.session.peer(), error = %e, "cannot open a passive listener");
-                        Err(ferry_core::DataError)
-                    }
-                };
+                let result = self.open_passive();
                 self.session
                     .handle_outcome(Outcome::PassiveOpened { id, result }, self.now());
             }
@@ -383,6 +368,23 @@ impl<U: Users> Conn<U> {
             Request::Close => {}
         }
         Ok(())
+    }
+
+    /// Binds a passive listener (replacing any before it) and says where.
+    fn open_passive(&mut self) -> Result<SocketAddr, ferry_core::DataError> {
+        self.passive = None;
+        let bound = data::bind_passive(self.session.local().ip(), self.ctx.settings.passive_ports)
+            .and_then(|l| Ok((l.get_ref().local_addr()?, l)));
+        match bound {
+            Ok((addr, l)) => {
+                self.passive = Some(l);
+                Ok(addr)
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.session.peer(), error = %e, "cannot open a passive listener");
+                Err(ferry_core::DataError)
+            }
+        }
     }
 
     async fn check_login(&mut self, user: &str, password: &str) -> Result<LoginInfo, LoginError> {
@@ -519,13 +521,16 @@ impl<U: Users> Conn<U> {
             .then(|| self.control.socket().and_then(|s| s.try_clone().ok()))
             .flatten()
             .map(std::os::fd::OwnedFd::from);
-        let opts = PumpOptions {
-            control,
+        let link = DataLink {
+            plan,
             peer: self.session.peer(),
-            data_timeout: self.ctx.settings.data_timeout,
+            within: self.ctx.settings.data_timeout,
+            tls,
+        };
+        let opts = PumpOptions {
             stall_timeout: self.ctx.settings.stall_timeout,
             ascii: t.ascii,
-            tls,
+            control,
         };
         // The 150 reply goes out (in the next drain) before the data connection is made.
         self.session
@@ -534,7 +539,7 @@ impl<U: Users> Conn<U> {
         self.transfer = Some(Box::new(Running {
             id: t.id,
             abort,
-            future: Box::pin(transfer::run(plan, prepared, opts, aborted)),
+            future: Box::pin(transfer::run(link, prepared, opts, aborted)),
             started: StdInstant::now(),
             what,
             path,

@@ -26,6 +26,7 @@ mod clock;
 pub mod config;
 mod connection;
 mod context;
+mod data;
 mod limits;
 pub mod logging;
 pub mod server;

@@ -1,17 +1,18 @@
-//! Data connections and the pumps that move bytes between storage and a data socket.
+//! Moving bytes: the pumps between storage and a data connection.
 //!
 //! A transfer has two halves. [`open`] runs first, inline: it opens the file, upload or
 //! listing, so that a missing file is a 550 *before* any 150. Then, once the 150 reply is
-//! written, [`run`] makes the data connection (accepting only the control connection's peer
-//! on a passive port, or connecting to the checked active address), moves the bytes through
-//! one bounded buffer (or `sendfile` for plain downloads from disk), and reports the bytes
-//! moved or why it stopped. Dropping the future of [`run`] aborts the transfer: the data
-//! socket closes and an unfinished upload is discarded.
+//! written, [`run`] has the data connection made ([`crate::data`]) and moves the bytes:
+//! through one pooled buffer (with the core's ASCII conversion for TYPE A), with `sendfile`
+//! for plain downloads from disk, or as listing lines. It reports the bytes moved or why it
+//! stopped. Dropping the future of [`run`]
+//! aborts the transfer: the data socket closes and an unfinished upload is discarded.
 
 use std::future::Future;
 use std::io::{self, ErrorKind};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::TcpStream;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 use ferry_backends::{EntryBatch, Lister, ReadFile, Storage, Upload};
 use ferry_core::{
@@ -23,7 +24,7 @@ use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::{Async, Timer};
 
 use crate::clock::{timeout, unix_now};
-use crate::tls::DataTls;
+use crate::data::{self, DataLink, DataStream};
 
 /// Buffer for one transfer's bytes: large enough for few system calls, small enough that
 /// thousands of transfers fit in memory.
@@ -158,29 +159,15 @@ pub(crate) async fn open<S: Storage>(
     }
 }
 
-/// How to make the data connection.
-pub(crate) enum DataPlan {
-    /// Accept one connection from the control connection's peer on this listener.
-    Passive(Async<TcpListener>),
-    /// Connect to this address.
-    Active(SocketAddr),
-}
-
-/// Settings a pump needs.
+/// Settings of the pumps.
 pub(crate) struct PumpOptions {
-    /// The control connection's peer: the only address a passive port accepts.
-    pub peer: SocketAddr,
-    /// How long the data connection may take to appear.
-    pub data_timeout: Duration,
     /// How long without progress before the transfer is abandoned.
     pub stall_timeout: Duration,
     /// TYPE A.
     pub ascii: bool,
-    /// TLS for the data connection (PROT P), if any.
-    pub tls: Option<DataTls>,
     /// A duplicate of the control connection's socket: an upload whose client is already
     /// gone when its data connection ends is discarded, not committed.
-    pub control: Option<std::os::fd::OwnedFd>,
+    pub control: Option<OwnedFd>,
 }
 
 /// How long the end of an upload that would replace an existing file waits for the control
@@ -193,7 +180,7 @@ const UPLOAD_END_GRACE: Duration = Duration::from_millis(5);
 
 /// Whether the client closed (or reset) the control connection, looking without taking
 /// anything from the socket.
-fn control_gone(control: &std::os::fd::OwnedFd) -> bool {
+fn control_gone(control: &OwnedFd) -> bool {
     let mut byte = [0u8; 1];
     let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
     match rustix::net::recv(control, &mut byte[..], flags) {
@@ -209,7 +196,7 @@ const UPLOAD_END_POLL: Duration = Duration::from_micros(200);
 /// Whether the client of an upload is gone. For an upload that replaces a file, waits up to
 /// [`UPLOAD_END_GRACE`] for the control connection to end or to say something (a live client
 /// never ends it first), checking every [`UPLOAD_END_POLL`].
-async fn client_gone(control: Option<&std::os::fd::OwnedFd>, replaces: bool) -> bool {
+async fn client_gone(control: Option<&OwnedFd>, replaces: bool) -> bool {
     let Some(fd) = control else { return false };
     if control_gone(fd) {
         return true;
@@ -253,78 +240,27 @@ async fn step<T>(
         })
         .await
 }
-
-/// Makes the data connection as `plan` says.
-async fn connect(plan: DataPlan, opts: &PumpOptions) -> Result<Async<TcpStream>, TransferError> {
-    let stream = match plan {
-        DataPlan::Passive(listener) => accept_peer(&listener, opts.peer, opts.data_timeout).await?,
-        DataPlan::Active(addr) => timeout(opts.data_timeout, Async::<TcpStream>::connect(addr))
-            .await
-            .and_then(Result::ok)
-            .ok_or(TransferError::DataConnection)?,
-    };
-    // Each write is large anyway; this stops the last small segment of a small file from
-    // waiting for a delayed ACK.
-    let _ = stream.get_ref().set_nodelay(true);
-    Ok(stream)
-}
-
-/// Accepts the first connection from the control connection's host; refuses and logs any
-/// other (passive port hijacking).
-async fn accept_peer(
-    listener: &Async<TcpListener>,
-    peer: SocketAddr,
-    within: Duration,
-) -> Result<Async<TcpStream>, TransferError> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match timeout(left, listener.accept()).await {
-            None => return Err(TransferError::DataConnection),
-            Some(Err(e)) => {
-                tracing::warn!(%peer, error = %e, "accepting a data connection failed");
-                return Err(TransferError::DataConnection);
-            }
-            Some(Ok((stream, from))) if from.ip().to_canonical() == peer.ip().to_canonical() => {
-                return Ok(stream);
-            }
-            Some(Ok((stream, from))) => {
-                tracing::warn!(%peer, intruder = %from, "refused a data connection from another address than the client's");
-                drop(stream);
-            }
-        }
-    }
-}
-
 /// Makes the data connection and moves the bytes. Returns the bytes that crossed the
 /// data connection.
 pub(crate) async fn run<S: Storage>(
-    plan: DataPlan,
+    link: DataLink,
     prepared: Prepared<S>,
     opts: PumpOptions,
     abort: Abort,
 ) -> Result<u64, TransferError> {
-    let stream = match connect(plan, &opts).or(aborted(&abort)).await {
+    let upload = matches!(prepared, Prepared::Receive { .. });
+    let stream = match data::open(link, upload).or(aborted(&abort)).await {
         Ok(s) => s,
         Err(e) => return Err(discard(prepared, e).await),
     };
-    match opts.tls.clone() {
-        Some(tls) => {
-            let upload = matches!(prepared, Prepared::Receive { .. });
-            let accepted = tls
-                .accept(stream, opts.data_timeout, upload)
-                .or(aborted(&abort))
-                .await;
-            let mut stream = match accepted {
-                Ok(s) => s,
-                Err(e) => return Err(discard(prepared, e).await),
-            };
+    match stream {
+        DataStream::Tls(mut stream) => {
             let n = pump(&mut stream, prepared, &opts, &abort).await?;
             // close_notify, so that the client knows the data is complete.
             let _ = timeout(opts.stall_timeout, stream.close()).await;
             Ok(n)
         }
-        None => {
+        DataStream::Plain(mut stream) => {
             if let Prepared::Send { reader, offset } = &prepared
                 && !opts.ascii
                 && let Some(fd) = reader.as_raw_file()
@@ -333,7 +269,6 @@ pub(crate) async fn run<S: Storage>(
                 let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
                 return Ok(n);
             }
-            let mut stream = stream;
             let n = pump(&mut stream, prepared, &opts, &abort).await?;
             let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
             Ok(n)
@@ -345,7 +280,7 @@ pub(crate) async fn run<S: Storage>(
 /// passing through user space.
 async fn sendfile(
     stream: &Async<TcpStream>,
-    fd: std::os::fd::BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
     offset: u64,
     stall: Duration,
     abort: &Abort,
@@ -377,7 +312,7 @@ fn net_error(e: &io::Error) -> TransferError {
 
 /// Discards what a transfer prepared when it ends before moving any bytes (an upload is
 /// removed and audited as aborted), and passes the error on.
-async fn discard<S: Storage>(prepared: Prepared<S>, e: TransferError) -> TransferError {
+pub(crate) async fn discard<S: Storage>(prepared: Prepared<S>, e: TransferError) -> TransferError {
     if let Prepared::Receive { upload } = prepared {
         upload.abort().await;
     }
@@ -389,9 +324,9 @@ fn storage_error(e: &io::Error) -> TransferError {
     TransferError::Storage(ferry_backends::kind_of(e))
 }
 
-/// Moves the bytes over any stream (plain or TLS) through one buffer. Every step gives up
-/// when the transfer is aborted or stalls; an upload that does not reach its commit is
-/// discarded, and its commit is never interrupted.
+/// Moves the bytes over any stream (plain or TLS). Every step gives up when the transfer is
+/// aborted or stalls; an upload that does not reach its commit is discarded, and its commit
+/// is never interrupted.
 async fn pump<S, T>(
     stream: &mut T,
     prepared: Prepared<S>,
@@ -402,61 +337,16 @@ where
     S: Storage,
     T: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin,
 {
-    let stall = opts.stall_timeout;
     match prepared {
-        Prepared::Send { mut reader, .. } => {
-            let mut buf = Buffer::take();
-            let mut wire = if opts.ascii {
-                vec![0u8; BUF * 2]
-            } else {
-                Vec::new()
-            };
-            let mut conv = ToNetwork::new();
-            let mut total = 0u64;
-            loop {
-                let n = step(abort, stall, reader.read(&mut buf), storage_error).await?;
-                if n == 0 {
-                    break;
-                }
-                let out = if opts.ascii {
-                    let (used, w) = conv.convert(&buf[..n], &mut wire);
-                    debug_assert_eq!(used, n, "the wire buffer holds twice the input");
-                    &wire[..w]
-                } else {
-                    &buf[..n]
-                };
-                step(abort, stall, stream.write_all(out), net_error).await?;
-                total += out.len() as u64;
-            }
-            step(abort, stall, stream.flush(), net_error).await?;
-            Ok(total)
-        }
-        Prepared::Receive { mut upload } => {
-            let received = receive(stream, &mut upload, opts, abort).await;
-            match received {
-                Ok(total) => {
-                    if client_gone(opts.control.as_ref(), upload.replaces_existing()).await {
-                        upload.abort().await;
-                        return Err(TransferError::ConnectionLost);
-                    }
-                    upload
-                        .commit()
-                        .await
-                        .map_err(|e| TransferError::Storage(e.kind()))?;
-                    Ok(total)
-                }
-                Err(e) => {
-                    upload.abort().await;
-                    Err(e)
-                }
-            }
-        }
+        Prepared::Send { mut reader, .. } => send(stream, &mut reader, opts, abort).await,
+        Prepared::Receive { upload } => store(stream, upload, opts, abort).await,
         Prepared::List {
             lister,
             single,
             request,
         } => {
             let now = unix_now();
+            let stall = opts.stall_timeout;
             let mut out = String::with_capacity(LIST_FLUSH + 1024);
             let mut total = 0u64;
             if let Some(meta) = single {
@@ -485,6 +375,78 @@ where
     }
 }
 
+/// The buffer that TYPE A conversion writes into, `len` bytes; none for a binary transfer.
+fn ascii_buffer(ascii: bool, len: usize) -> Vec<u8> {
+    if ascii { vec![0u8; len] } else { Vec::new() }
+}
+
+/// Sends a file through one pooled buffer, converted to CR LF lines for TYPE A.
+async fn send<T, R>(
+    stream: &mut T,
+    reader: &mut R,
+    opts: &PumpOptions,
+    abort: &Abort,
+) -> Result<u64, TransferError>
+where
+    T: smol::io::AsyncWrite + Unpin,
+    R: ReadFile,
+{
+    let stall = opts.stall_timeout;
+    let mut buf = Buffer::take();
+    // CR LF conversion at most doubles the bytes.
+    let mut wire = ascii_buffer(opts.ascii, BUF * 2);
+    let mut conv = ToNetwork::new();
+    let mut total = 0u64;
+    loop {
+        let n = step(abort, stall, reader.read(&mut buf), storage_error).await?;
+        if n == 0 {
+            break;
+        }
+        let out = if opts.ascii {
+            let (used, w) = conv.convert(&buf[..n], &mut wire);
+            debug_assert_eq!(used, n, "the wire buffer holds twice the input");
+            &wire[..w]
+        } else {
+            &buf[..n]
+        };
+        step(abort, stall, stream.write_all(out), net_error).await?;
+        total += out.len() as u64;
+    }
+    step(abort, stall, stream.flush(), net_error).await?;
+    Ok(total)
+}
+
+/// Receives an upload and commits it, unless the client is gone by then (see
+/// [`UPLOAD_END_GRACE`]) or receiving failed: then the upload is discarded.
+async fn store<T, U>(
+    stream: &mut T,
+    mut upload: U,
+    opts: &PumpOptions,
+    abort: &Abort,
+) -> Result<u64, TransferError>
+where
+    T: smol::io::AsyncRead + Unpin,
+    U: Upload,
+{
+    match receive(stream, &mut upload, opts, abort).await {
+        Ok(total) => {
+            if client_gone(opts.control.as_ref(), upload.replaces_existing()).await {
+                upload.abort().await;
+                return Err(TransferError::ConnectionLost);
+            }
+            upload
+                .commit()
+                .await
+                .map_err(|e| TransferError::Storage(e.kind()))?;
+            Ok(total)
+        }
+        Err(e) => {
+            upload.abort().await;
+            Err(e)
+        }
+    }
+}
+
 /// Receives an upload's bytes into `upload` until the client closes the data connection.
 async fn receive<T, U>(
     stream: &mut T,
@@ -498,11 +460,8 @@ where
 {
     let stall = opts.stall_timeout;
     let mut buf = Buffer::take();
-    let mut file = if opts.ascii {
-        vec![0u8; BUF]
-    } else {
-        Vec::new()
-    };
+    // Taking CR LF apart only shrinks the bytes.
+    let mut file = ascii_buffer(opts.ascii, BUF);
     let mut conv = FromNetwork::new();
     let mut total = 0u64;
     loop {
@@ -525,32 +484,6 @@ where
         step(abort, stall, upload.write_all(&file[..w]), storage_error).await?;
     }
     Ok(total)
-}
-
-/// Binds a passive listener on `ip`, from `range` if one is configured.
-pub(crate) fn bind_passive(
-    ip: IpAddr,
-    range: Option<crate::config::PortRange>,
-) -> io::Result<Async<TcpListener>> {
-    let Some(range) = range else {
-        return Async::<TcpListener>::bind((ip, 0));
-    };
-    // Start at a pseudo-random port and walk the range once, so that concurrent sessions
-    // spread out and a used port is skipped.
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let len = range.len();
-    let first = (seed as usize) % len;
-    let mut last_err = None;
-    for i in 0..len {
-        let port = range.start + u16::try_from((first + i) % len).unwrap_or(0);
-        match Async::<TcpListener>::bind((ip, port)) {
-            Ok(l) => return Ok(l),
-            Err(e) => last_err = Some(e),
-        }
-    }
-    Err(last_err.unwrap_or_else(|| io::Error::new(ErrorKind::AddrInUse, "no free passive port")))
 }
 
 /// Writes a listing for `STAT path` onto the control connection, as the body of the 213
