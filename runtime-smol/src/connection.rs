@@ -6,7 +6,11 @@
 //! bytes from the client, the end of a running transfer, the session's timer, or the
 //! server's shutdown. Logins, storage calls and passive listeners are awaited in place (the
 //! session takes no input meanwhile); a transfer runs beside the loop so that `ABOR`, `STAT`
-//! and `NOOP` are answered while it runs.
+//! and `NOOP` are answered while it runs. `STAT path` is the exception: its listing goes to
+//! the control connection, so the loop writes it in place, in bounded pieces, right after
+//! the 213 opening reply.
+//!
+//! A connection knows the server only through the shared context ([`crate::context`]).
 
 use std::future::Future;
 use std::io::{self, Read as _};
@@ -16,11 +20,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant as StdInstant};
 
-use ferry_backends::Storage;
 use ferry_backends::audit::Audited;
+use ferry_backends::{Listing, Storage};
 use ferry_core::{
-    DataChannel, Event, Instant, LoginError, LoginInfo, OpId, Outcome, Request, Session, StorageOp,
-    StorageReply, Transfer, TransferError, TransferKind,
+    DataChannel, Event, Instant, LoginError, LoginInfo, OpId, Outcome, Request, Session,
+    StorageError, StorageOp, StorageReply, Transfer, TransferError, TransferKind,
 };
 use smol::future::FutureExt as _;
 use smol::io::{AsyncRead as _, AsyncWriteExt as _};
@@ -30,7 +34,7 @@ use crate::clock::timeout;
 use crate::context::Ctx;
 use crate::data::{self, DataLink, DataPlan};
 use crate::tls::{DataTls, Stream as TlsStream};
-use crate::transfer::{self, Prepared, PumpOptions};
+use crate::transfer::{self, LIST_PIECE, Prepared, PumpOptions};
 use crate::users::Users;
 
 /// The most a read from the control connection takes at once: a few command lines.
@@ -42,6 +46,12 @@ const TLS_CLOSE: Duration = Duration::from_secs(2);
 /// How long a transfer cut off by the end of its control connection may take to clean up
 /// (discard and audit an unfinished upload, or finish a commit already under way).
 const CUT_OFF_CLEANUP: Duration = Duration::from_secs(10);
+
+/// The storage of a logged-in session.
+type SessionStorage<U> = Audited<<U as Users>::Storage>;
+
+/// Its folder listings.
+type SessionLister<U> = <SessionStorage<U> as Storage>::Lister;
 
 /// The control connection, before or after `AUTH TLS`.
 enum Control {
@@ -124,8 +134,17 @@ impl Control {
     }
 }
 
+/// A transfer under way.
+enum Running<L> {
+    /// Over a data connection, beside the loop.
+    Data(DataTransfer),
+    /// `STAT path`: a listing that the loop writes to the control connection once the 213
+    /// opening reply is out.
+    Status { id: OpId, listing: Listing<L> },
+}
+
 /// A transfer running beside the control loop.
-struct Running {
+struct DataTransfer {
     id: OpId,
     /// Closing it asks the transfer to stop (ABOR, or the client is gone); the transfer
     /// then cleans up (an upload is discarded and audited) and ends with `Aborted`.
@@ -134,6 +153,20 @@ struct Running {
     started: StdInstant,
     what: &'static str,
     path: String,
+}
+
+/// A transfer ready to start, from [`Conn::prepare`].
+enum Ready<S: Storage> {
+    /// `STAT path`: a listing for the control connection.
+    Status(Listing<S::Lister>),
+    /// Bytes over a data connection.
+    Data {
+        link: DataLink,
+        prepared: Prepared<S>,
+        /// To announce in the 150 reply.
+        size: Option<u64>,
+        opts: PumpOptions,
+    },
 }
 
 /// What woke the loop.
@@ -151,10 +184,10 @@ struct Conn<U: Users> {
     control: Control,
     input: Vec<u8>,
     out: Vec<u8>,
-    storage: Option<Audited<U::Storage>>,
+    storage: Option<SessionStorage<U>>,
     passive: Option<Async<std::net::TcpListener>>,
     /// Boxed: most sessions have none running.
-    transfer: Option<Box<Running>>,
+    transfer: Option<Box<Running<SessionLister<U>>>>,
     /// Boxed: only FTPS sessions have one.
     data_tls: Option<Box<DataTls>>,
     shutdown_seen: bool,
@@ -192,7 +225,9 @@ pub(crate) fn serve<U: Users, G: Send + 'static>(
     // `conn` is captured, not rebound: an `async fn` taking it would hold it twice.
     async move {
         let result = conn.drive().await;
-        if let Some(mut t) = conn.transfer.take() {
+        if let Some(mut running) = conn.transfer.take()
+            && let Running::Data(t) = &mut *running
+        {
             // The client is gone: stop the transfer, but let it clean up.
             t.abort.close();
             let ended = timeout(CUT_OFF_CLEANUP, t.future.as_mut()).await;
@@ -233,6 +268,14 @@ impl<U: Users> Conn<U> {
                 }
             }
             self.flush().await?;
+            if let Some(status) = self
+                .transfer
+                .take_if(|t| matches!(**t, Running::Status { .. }))
+            {
+                // The 213 opening reply is out: the listing follows it. Boxed, as requests are.
+                Box::pin(self.write_status(status)).await?;
+                continue;
+            }
             if self.session.is_closed() {
                 return Ok(());
             }
@@ -252,12 +295,11 @@ impl<U: Users> Conn<U> {
                 Wake::Input(Ok(_)) => {}
                 Wake::Input(Err(e)) => return Err(e),
                 Wake::Transfer(result) => {
-                    if let Some(t) = self.transfer.take() {
-                        self.log_transfer(&t, &result);
-                        self.session.handle_outcome(
-                            Outcome::TransferFinished { id: t.id, result },
-                            self.now(),
-                        );
+                    if let Some(running) = self.transfer.take()
+                        && let Running::Data(t) = &*running
+                    {
+                        self.log_transfer(t, &result);
+                        self.finished(t.id, result);
                     }
                 }
                 Wake::Timer => self.session.handle_timeout(self.now()),
@@ -295,9 +337,10 @@ impl<U: Users> Conn<U> {
             Wake::Input(control.read_into(input, room).await)
         };
         let running = async move {
-            match transfer {
-                Some(t) => Wake::Transfer(t.future.as_mut().await),
-                None => std::future::pending().await,
+            match transfer.as_deref_mut() {
+                Some(Running::Data(t)) => Wake::Transfer(t.future.as_mut().await),
+                // A status listing is written by the loop before it waits.
+                Some(Running::Status { .. }) | None => std::future::pending().await,
             }
         };
         let timer = async move {
@@ -355,11 +398,13 @@ impl<U: Users> Conn<U> {
                     .handle_outcome(Outcome::PassiveOpened { id, result }, self.now());
             }
             Request::ClosePassive => self.passive = None,
-            Request::Transfer(t) => self.start_transfer(t).await?,
+            Request::Transfer(t) => self.start_transfer(t).await,
             Request::Abort { id } => {
                 // The transfer stops at its next step (at once, unless it is committing an
                 // upload) and reports how it ended through the loop.
-                if let Some(t) = self.transfer.as_ref().filter(|t| t.id == id) {
+                if let Some(Running::Data(t)) = self.transfer.as_deref()
+                    && t.id == id
+                {
                     t.abort.close();
                 }
             }
@@ -422,32 +467,11 @@ impl<U: Users> Conn<U> {
     }
 
     // `&mut self`: the connection is `Send` but not `Sync` (it holds a transfer future).
-    async fn storage_op(
-        &mut self,
-        op: &StorageOp,
-    ) -> Result<StorageReply, ferry_core::StorageError> {
+    async fn storage_op(&mut self, op: &StorageOp) -> Result<StorageReply, StorageError> {
         let Some(s) = &self.storage else {
-            return Err(ferry_core::StorageError::PermissionDenied);
+            return Err(StorageError::PermissionDenied);
         };
-        let done = |r: ferry_backends::Result<()>| r.map(|()| StorageReply::Done);
-        let result = match op {
-            StorageOp::Metadata(p) => s.metadata(p).await.map(StorageReply::Metadata),
-            StorageOp::MakeDir(p) => done(s.make_dir(p).await),
-            StorageOp::RemoveDir(p) => done(s.remove_dir(p).await),
-            StorageOp::RemoveFile(p) => done(s.remove_file(p).await),
-            StorageOp::Rename { from, to } => done(s.rename(from, to).await),
-            StorageOp::Copy { from, to } => s.copy(from, to).await.map(|_| StorageReply::Done),
-            // Read the time back: the file system may have clamped it.
-            StorageOp::SetModified { path, time } => match s.set_modified(path, *time).await {
-                Ok(()) => Ok(s
-                    .metadata(path)
-                    .await
-                    .map_or(StorageReply::Done, StorageReply::Metadata)),
-                Err(e) => Err(e),
-            },
-            StorageOp::SetMode { path, mode } => done(s.set_mode(path, *mode).await),
-        };
-        result.map_err(|e| {
+        ferry_backends::perform(s, op).await.map_err(|e| {
             if op.is_mutation() {
                 tracing::info!(peer = %self.session.peer(), user = self.session.user().unwrap_or("-"), ?op, error = %e, "storage operation refused");
             }
@@ -455,65 +479,80 @@ impl<U: Users> Conn<U> {
         })
     }
 
-    async fn start_transfer(&mut self, t: Transfer) -> io::Result<()> {
-        let now = self.now();
-        let Some(storage) = &self.storage else {
-            let result = Err(TransferError::Storage(
-                ferry_core::StorageError::PermissionDenied,
-            ));
-            self.session
-                .handle_outcome(Outcome::TransferFinished { id: t.id, result }, now);
-            return Ok(());
-        };
+    /// Starts a transfer: reports `TransferOpened` (the 150 or 213 opening reply follows in
+    /// the drain) and runs it beside the loop, or, for `STAT path`, leaves its listing for the
+    /// loop to write; or reports `TransferFinished` with why it could not start.
+    async fn start_transfer(&mut self, t: Transfer) {
         let (what, path) = describe(&t.kind);
-        let prepared = match transfer::open(storage, &t.kind).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::info!(peer = %self.session.peer(), user = self.session.user().unwrap_or("-"), what, path, error = %e, "transfer refused");
-                let result = Err(TransferError::Storage(e));
-                self.session
-                    .handle_outcome(Outcome::TransferFinished { id: t.id, result }, self.now());
-                return Ok(());
+        let (size, running) = match self.prepare(&t, what, &path).await {
+            Ok(Ready::Status(listing)) => {
+                let id = t.id;
+                (None, Running::Status { id, listing })
             }
+            Ok(Ready::Data {
+                link,
+                prepared,
+                size,
+                opts,
+            }) => {
+                let (abort, aborted) = smol::channel::bounded(1);
+                let data = DataTransfer {
+                    id: t.id,
+                    abort,
+                    future: Box::pin(transfer::run(link, prepared, opts, aborted)),
+                    started: StdInstant::now(),
+                    what,
+                    path,
+                };
+                (size, Running::Data(data))
+            }
+            Err(e) => return self.finished(t.id, Err(e)),
         };
-        let (prepared, size): (Prepared<Audited<U::Storage>>, Option<u64>) = prepared;
-        if t.channel == DataChannel::Control {
-            // STAT with a path: the listing is the body of the 213 reply.
-            self.session
-                .handle_outcome(Outcome::TransferOpened { id: t.id, size }, self.now());
-            while let Some(Event::Reply(r)) = self.session.poll_event() {
-                let _ = std::fmt::Write::write_fmt(&mut FmtVec(&mut self.out), format_args!("{r}"));
+        self.transfer = Some(Box::new(running));
+        self.session
+            .handle_outcome(Outcome::TransferOpened { id: t.id, size }, self.now());
+    }
+
+    /// Opens what the transfer reads or writes (first, so that a missing file is a 550
+    /// before any 150), then takes the data connection's plan and its TLS.
+    async fn prepare(
+        &mut self,
+        t: &Transfer,
+        what: &str,
+        path: &str,
+    ) -> Result<Ready<SessionStorage<U>>, TransferError> {
+        let storage = self
+            .storage
+            .as_ref()
+            .ok_or(TransferError::Storage(StorageError::PermissionDenied))?;
+        let (prepared, size) = transfer::open(storage, &t.kind).await.map_err(|e| {
+            tracing::info!(peer = %self.session.peer(), user = self.session.user().unwrap_or("-"), what, path, error = %e, "transfer refused");
+            TransferError::Storage(e)
+        })?;
+        let (plan, prepared) = match (t.channel, prepared) {
+            // The core sends only listings (`STAT path`) to the control connection.
+            (DataChannel::Control, Prepared::List(listing)) => return Ok(Ready::Status(listing)),
+            (DataChannel::Control, other) => {
+                return Err(transfer::discard(other, TransferError::DataConnection).await);
             }
-            let result = transfer::status_listing(prepared, &mut self.out).await;
-            self.flush().await?;
-            self.session
-                .handle_outcome(Outcome::TransferFinished { id: t.id, result }, self.now());
-            return Ok(());
-        }
-        let plan = match t.channel {
-            DataChannel::Active(addr) => DataPlan::Active(addr),
-            _ => match self.passive.take() {
-                Some(l) => DataPlan::Passive(l),
-                None => {
-                    let result = Err(TransferError::DataConnection);
-                    self.session
-                        .handle_outcome(Outcome::TransferFinished { id: t.id, result }, self.now());
-                    return Ok(());
-                }
+            (DataChannel::Active(addr), p) => (DataPlan::Active(addr), p),
+            (DataChannel::Passive, p) => match self.passive.take() {
+                Some(l) => (DataPlan::Passive(l), p),
+                None => return Err(transfer::discard(p, TransferError::DataConnection).await),
             },
         };
-        let tls = if t.protected {
-            match &self.data_tls {
-                Some(tls) => Some(DataTls::clone(tls)),
-                None => {
-                    let result = Err(TransferError::TlsHandshake);
-                    self.session
-                        .handle_outcome(Outcome::TransferFinished { id: t.id, result }, self.now());
-                    return Ok(());
-                }
+        let tls = match (t.protected, &self.data_tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some(DataTls::clone(tls)),
+            (true, None) => {
+                return Err(transfer::discard(prepared, TransferError::TlsHandshake).await);
             }
-        } else {
-            None
+        };
+        let link = DataLink {
+            plan,
+            peer: self.session.peer(),
+            within: self.ctx.settings.data_timeout,
+            tls,
         };
         let control = t
             .kind
@@ -521,30 +560,50 @@ impl<U: Users> Conn<U> {
             .then(|| self.control.socket().and_then(|s| s.try_clone().ok()))
             .flatten()
             .map(std::os::fd::OwnedFd::from);
-        let link = DataLink {
-            plan,
-            peer: self.session.peer(),
-            within: self.ctx.settings.data_timeout,
-            tls,
-        };
         let opts = PumpOptions {
             stall_timeout: self.ctx.settings.stall_timeout,
             ascii: t.ascii,
             control,
         };
-        // The 150 reply goes out (in the next drain) before the data connection is made.
-        self.session
-            .handle_outcome(Outcome::TransferOpened { id: t.id, size }, self.now());
-        let (abort, aborted) = smol::channel::bounded(1);
-        self.transfer = Some(Box::new(Running {
-            id: t.id,
-            abort,
-            future: Box::pin(transfer::run(link, prepared, opts, aborted)),
-            started: StdInstant::now(),
-            what,
-            path,
-        }));
+        Ok(Ready::Data {
+            link,
+            prepared,
+            size,
+            opts,
+        })
+    }
+
+    /// Writes the listing of `STAT path` to the control connection, as the body of the 213
+    /// reply, in pieces of [`LIST_PIECE`] bytes, each written (and flushed) at once; then
+    /// reports how it ended. Lines begin with the entry type letter, never with a reply code.
+    async fn write_status(&mut self, status: Box<Running<SessionLister<U>>>) -> io::Result<()> {
+        let Running::Status { id, mut listing } = *status else {
+            return Ok(());
+        };
+        let mut text = String::new();
+        let mut total = 0u64;
+        let result = loop {
+            match listing.write_piece(&mut text, LIST_PIECE).await {
+                Ok(more) => {
+                    self.control.write_all(text.as_bytes()).await?;
+                    total += text.len() as u64;
+                    text.clear();
+                    if !more {
+                        break Ok(total);
+                    }
+                }
+                Err(e) => break Err(TransferError::Storage(e.kind())),
+            }
+        };
+        self.finished(id, result);
         Ok(())
+    }
+
+    /// Reports the end of a transfer to the session.
+    fn finished(&mut self, id: OpId, result: Result<u64, TransferError>) {
+        let now = self.now();
+        self.session
+            .handle_outcome(Outcome::TransferFinished { id, result }, now);
     }
 
     async fn start_tls(&mut self) {
@@ -578,7 +637,7 @@ impl<U: Users> Conn<U> {
         }
     }
 
-    fn log_transfer(&self, t: &Running, result: &Result<u64, TransferError>) {
+    fn log_transfer(&self, t: &DataTransfer, result: &Result<u64, TransferError>) {
         let secs = t.started.elapsed().as_secs_f64();
         let user = self.session.user().unwrap_or("-");
         match result {

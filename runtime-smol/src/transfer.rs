@@ -4,8 +4,8 @@
 //! listing, so that a missing file is a 550 *before* any 150. Then, once the 150 reply is
 //! written, [`run`] has the data connection made ([`crate::data`]) and moves the bytes:
 //! through one pooled buffer (with the core's ASCII conversion for TYPE A), with `sendfile`
-//! for plain downloads from disk, or as listing lines. It reports the bytes moved or why it
-//! stopped. Dropping the future of [`run`]
+//! for plain downloads from disk, or as listing pieces written by the backends' listing
+//! writer. It reports the bytes moved or why it stopped. Dropping the future of [`run`]
 //! aborts the transfer: the data socket closes and an unfinished upload is discarded.
 
 use std::future::Future;
@@ -14,11 +14,8 @@ use std::net::TcpStream;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use ferry_backends::{EntryBatch, Lister, ReadFile, Storage, Upload};
-use ferry_core::{
-    FromNetwork, ListFormat, ListRequest, Metadata, StorageError, ToNetwork, TransferError,
-    TransferKind,
-};
+use ferry_backends::{Listing, ReadFile, Storage, Upload, open_listing};
+use ferry_core::{FromNetwork, StorageError, ToNetwork, TransferError, TransferKind};
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::{Async, Timer};
@@ -75,8 +72,14 @@ impl Drop for Buffer {
 /// Largest `sendfile` call: the stall timer restarts after each.
 const SENDFILE_CHUNK: usize = 1 << 20;
 
-/// A listing is written in pieces of about this size.
-const LIST_FLUSH: usize = 64 * 1024;
+/// A listing is written in pieces of about this size (each one write), on a data
+/// connection and on the control connection (`STAT path`) alike: large enough for few
+/// writes, small enough that no listing is held whole.
+pub(crate) const LIST_PIECE: usize = 64 * 1024;
+
+/// Room for the line that takes a listing piece past [`LIST_PIECE`], so that the buffer never
+/// grows.
+const LIST_LINE_ROOM: usize = 1024;
 
 /// What [`open`] prepared.
 pub(crate) enum Prepared<S: Storage> {
@@ -84,12 +87,8 @@ pub(crate) enum Prepared<S: Storage> {
     Send { reader: S::Reader, offset: u64 },
     /// A file being received.
     Receive { upload: S::Upload },
-    /// A listing: a folder to walk, or one file's entry.
-    List {
-        lister: Option<S::Lister>,
-        single: Option<Metadata>,
-        request: ListRequest,
-    },
+    /// A listing to write.
+    List(Listing<S::Lister>),
 }
 
 /// Opens what a transfer reads or writes. Returns it and the size to announce in the 150.
@@ -106,13 +105,8 @@ pub(crate) async fn open<S: Storage>(
             if !meta.is_file() {
                 return Err(StorageError::NotAFile);
             }
-            Ok((
-                Prepared::Send {
-                    reader,
-                    offset: *offset,
-                },
-                Some(meta.size),
-            ))
+            let offset = *offset;
+            Ok((Prepared::Send { reader, offset }, Some(meta.size)))
         }
         TransferKind::Store { path, mode } => {
             let upload = storage
@@ -122,39 +116,10 @@ pub(crate) async fn open<S: Storage>(
             Ok((Prepared::Receive { upload }, None))
         }
         TransferKind::List(request) => {
-            let meta = storage
-                .metadata(&request.path)
+            let listing = open_listing(storage, request, unix_now())
                 .await
                 .map_err(|e| e.kind())?;
-            if meta.is_dir() {
-                // NLST needs names only: the tree may skip a stat per entry.
-                let lister = if request.format == ListFormat::Names {
-                    storage.list_names(&request.path).await
-                } else {
-                    storage.list(&request.path).await
-                };
-                let lister = lister.map_err(|e| e.kind())?;
-                Ok((
-                    Prepared::List {
-                        lister: Some(lister),
-                        single: None,
-                        request: request.clone(),
-                    },
-                    None,
-                ))
-            } else if matches!(request.format, ListFormat::Machine(_)) {
-                // RFC 3659: MLSD names a folder.
-                Err(StorageError::NotADirectory)
-            } else {
-                Ok((
-                    Prepared::List {
-                        lister: None,
-                        single: Some(meta),
-                        request: request.clone(),
-                    },
-                    None,
-                ))
-            }
+            Ok((Prepared::List(listing), None))
         }
     }
 }
@@ -340,35 +305,22 @@ where
     match prepared {
         Prepared::Send { mut reader, .. } => send(stream, &mut reader, opts, abort).await,
         Prepared::Receive { upload } => store(stream, upload, opts, abort).await,
-        Prepared::List {
-            lister,
-            single,
-            request,
-        } => {
-            let now = unix_now();
+        Prepared::List(mut listing) => {
             let stall = opts.stall_timeout;
-            let mut out = String::with_capacity(LIST_FLUSH + 1024);
+            let mut out = String::with_capacity(LIST_PIECE + LIST_LINE_ROOM);
             let mut total = 0u64;
-            if let Some(meta) = single {
-                let _ = request.write_file(&mut out, meta, now);
-            }
-            if let Some(mut lister) = lister {
-                let mut batch = EntryBatch::new();
-                let list_error = |e: ferry_backends::Error| TransferError::Storage(e.kind());
-                while lister.next_batch(&mut batch).await.map_err(list_error)? {
-                    for entry in batch.iter() {
-                        let _ = request.write_entry(&mut out, &entry, now);
-                        if out.len() >= LIST_FLUSH {
-                            step(abort, stall, stream.write_all(out.as_bytes()), net_error).await?;
-                            total += out.len() as u64;
-                            out.clear();
-                        }
-                    }
-                    batch.clear();
+            loop {
+                let more = listing
+                    .write_piece(&mut out, LIST_PIECE)
+                    .await
+                    .map_err(|e| TransferError::Storage(e.kind()))?;
+                step(abort, stall, stream.write_all(out.as_bytes()), net_error).await?;
+                total += out.len() as u64;
+                out.clear();
+                if !more {
+                    break;
                 }
             }
-            step(abort, stall, stream.write_all(out.as_bytes()), net_error).await?;
-            total += out.len() as u64;
             step(abort, stall, stream.flush(), net_error).await?;
             Ok(total)
         }
@@ -484,40 +436,4 @@ where
         step(abort, stall, upload.write_all(&file[..w]), storage_error).await?;
     }
     Ok(total)
-}
-
-/// Writes a listing for `STAT path` onto the control connection, as the body of the 213
-/// reply. Lines begin with the entry type letter, never with a reply code.
-pub(crate) async fn status_listing<S: Storage>(
-    prepared: Prepared<S>,
-    out: &mut Vec<u8>,
-) -> Result<u64, TransferError> {
-    let Prepared::List {
-        lister,
-        single,
-        request,
-    } = prepared
-    else {
-        return Ok(0);
-    };
-    let now = unix_now();
-    let mut text = String::new();
-    if let Some(meta) = single {
-        let _ = request.write_file(&mut text, meta, now);
-    }
-    if let Some(mut lister) = lister {
-        let mut batch = EntryBatch::new();
-        while lister
-            .next_batch(&mut batch)
-            .await
-            .map_err(|e| TransferError::Storage(e.kind()))?
-        {
-            for entry in batch.iter() {
-                let _ = request.write_entry(&mut text, &entry, now);
-            }
-            batch.clear();
-        }
-    }
-    out.extend_from_slice(text.as_bytes());
-    Ok(text.len() as u64)
 }
