@@ -15,6 +15,8 @@
 //!   flag) and password checks.
 //! - [`audit`]: the audit log (JSON lines) and [`Audited`], a decorator that records every
 //!   change made through any [`Storage`] and refuses changes it cannot record (invariant 6).
+//! - [`ops`]: what every driver of the core does with a tree, written once: [`perform`] a
+//!   storage operation, and write a listing in bounded pieces ([`open_listing`], [`Listing`]).
 //!
 //! This crate never speaks FTP and never opens a socket. Its futures need no particular
 //! executor. Which calls run on the calling thread and which on the [`blocking`] thread
@@ -90,11 +92,13 @@ pub mod accounts;
 pub mod audit;
 pub mod disk;
 pub mod memory;
+pub mod ops;
 
 pub use accounts::{Account, Accounts, AccountsError};
 pub use audit::{AuditLog, Audited};
 pub use disk::DiskStorage;
 pub use memory::MemoryStorage;
+pub use ops::{Listing, open_listing, perform};
 
 use std::fmt;
 use std::future::Future;

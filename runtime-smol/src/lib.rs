@@ -2,6 +2,22 @@
 //! drives one [`ferry_core::Session`] per control connection. FTP syntax, replies and path
 //! rules all come from the core; files and accounts from `ferry-backends`.
 //!
+//! # Modules
+//!
+//! Each depends only on those below it, never on one above (no import cycles):
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`server`] | listeners, admission, the accept loops, shutdown; builds the context |
+//! | `connection` | one control connection: the drive loop around a core session |
+//! | `transfer` | moving bytes: buffer pool, send/receive pumps, `sendfile`, listings, ASCII |
+//! | `data` | data connections: passive ports, the peer check, active connect, data TLS |
+//! | `context` | what every connection shares (settings, accounts, audit, TLS, limits, clock) |
+//! | `limits` | connections per address and in total, failed-login bans |
+//! | [`tls`] | rustls configuration, control upgrade, data handshakes bound to the session |
+//! | `clock` | the core's clock (a test seam), the wall clock, timeouts |
+//! | [`config`], [`users`], [`logging`] | settings, accounts, log output |
+//!
 //! # Embedding
 //!
 //! ```no_run
@@ -22,8 +38,12 @@
 //! }));
 //! ```
 
+mod clock;
 pub mod config;
 mod connection;
+mod context;
+mod data;
+mod limits;
 pub mod logging;
 pub mod server;
 pub mod tls;

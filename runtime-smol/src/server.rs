@@ -1,138 +1,36 @@
-//! The server: listeners, connection limits, and a clean shutdown.
+//! The server: listeners, admission of each connection by the limits (`limits.rs`), and a
+//! clean shutdown. It builds the shared context (`context.rs`) once and hands each admitted
+//! connection to the connection's drive loop (`connection.rs`).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use ferry_backends::audit::AuditLog;
-use ferry_core::{Config as CoreConfig, Instant, Refusal};
-use smol::channel::{Receiver, Sender};
-use smol::future::FutureExt as _;
+use ferry_core::Refusal;
+use smol::channel::Sender;
 use smol::io::AsyncWriteExt as _;
 use smol::lock::Semaphore;
 use smol::{Async, Executor, Timer};
 
+use crate::clock::{Clock, timeout};
 use crate::config::Settings;
+use crate::context::Ctx;
 use crate::tls::Tls;
 use crate::users::Users;
 
-/// What every connection of a server shares.
-pub(crate) struct Ctx<U: Users> {
-    pub(crate) settings: Settings,
-    pub(crate) core: CoreConfig,
-    pub(crate) users: Arc<U>,
-    pub(crate) audit: Arc<AuditLog>,
-    pub(crate) tls: Option<Arc<Tls>>,
-    pub(crate) limits: Arc<Limits>,
-    /// Password checks at once (argon2 needs memory and a core each).
-    pub(crate) login_gate: Arc<Semaphore>,
-    pub(crate) shutdown: Receiver<()>,
-    epoch: StdInstant,
-}
+/// How often a stopping server looks whether its connections have ended.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 
-impl<U: Users> Ctx<U> {
-    /// The core's clock: microseconds since the server started.
-    pub(crate) fn now(&self) -> Instant {
-        Instant::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
-    }
+/// How long the accept loop waits after a failed accept (out of descriptors, say) instead
+/// of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-    /// A core instant on the runtime's clock.
-    pub(crate) fn to_std(&self, t: Instant) -> StdInstant {
-        self.epoch + Duration::from_micros(t.as_micros())
-    }
-}
-
-/// Connection counts and failed-login records, per address.
-#[derive(Debug, Default)]
-pub(crate) struct Limits {
-    total: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    failures: Mutex<HashMap<IpAddr, (u32, StdInstant)>>,
-}
-
-/// A counted connection; dropping it releases the count.
-pub(crate) struct Admission {
-    limits: Arc<Limits>,
-    ip: IpAddr,
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        self.limits.total.fetch_sub(1, Ordering::AcqRel);
-        if let Ok(mut m) = self.limits.per_ip.lock()
-            && let Some(n) = m.get_mut(&self.ip)
-        {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl Limits {
-    /// Counts a new connection from `ip`, or says why it is refused.
-    fn admit(self: &Arc<Self>, ip: IpAddr, s: &Settings) -> Result<Admission, Refusal> {
-        let ip = ip.to_canonical();
-        if let Ok(mut f) = self.failures.lock()
-            && let Some(&(count, since)) = f.get(&ip)
-        {
-            if since.elapsed() >= s.ban_time {
-                f.remove(&ip);
-            } else if count >= s.max_failures_per_ip {
-                return Err(Refusal::TooManyFailedLogins);
-            }
-        }
-        let mut per_ip = self
-            .per_ip
-            .lock()
-            .map_err(|_| Refusal::TooManyConnections)?;
-        if self.total.load(Ordering::Acquire) >= s.max_connections {
-            return Err(Refusal::TooManyConnections);
-        }
-        let n = per_ip.entry(ip).or_insert(0);
-        if *n >= s.max_connections_per_ip {
-            return Err(Refusal::TooManyFromAddress);
-        }
-        *n += 1;
-        self.total.fetch_add(1, Ordering::AcqRel);
-        Ok(Admission {
-            limits: self.clone(),
-            ip,
-        })
-    }
-
-    /// Records a failed login from `ip`.
-    pub(crate) fn login_failed(&self, ip: IpAddr, s: &Settings) {
-        if let Ok(mut f) = self.failures.lock() {
-            let e = f.entry(ip.to_canonical()).or_insert((0, StdInstant::now()));
-            if e.1.elapsed() >= s.ban_time {
-                *e = (0, StdInstant::now());
-            }
-            e.0 += 1;
-            if e.0 == s.max_failures_per_ip {
-                tracing::warn!(%ip, failures = e.0, ban_secs = s.ban_time.as_secs(), "too many failed logins: refusing new connections from this address");
-            }
-        }
-    }
-
-    /// Forgets failures of `ip` after a good login.
-    pub(crate) fn login_succeeded(&self, ip: IpAddr) {
-        if let Ok(mut f) = self.failures.lock() {
-            f.remove(&ip.to_canonical());
-        }
-    }
-
-    /// Connections open now.
-    pub(crate) fn open(&self) -> usize {
-        self.total.load(Ordering::Acquire)
-    }
-}
+/// How long a refused connection may take to read its 421 before it is closed.
+const REFUSAL_WRITE: Duration = Duration::from_secs(2);
 
 /// Stops a running server: new connections are refused, idle sessions get 421, running
 /// transfers may finish within the grace period.
@@ -200,7 +98,7 @@ impl<U: Users> Server<U> {
             limits: Arc::default(),
             login_gate: Arc::new(Semaphore::new(workers)),
             shutdown: rx,
-            epoch: StdInstant::now(),
+            clock: Clock::start(),
         });
         Ok(Bound {
             ctx,
@@ -344,7 +242,7 @@ async fn stop<U: Users, T>(ctx: Arc<Ctx<U>>, shutdown: Shutdown, accepts: Vec<sm
     let grace = ctx.settings.shutdown_grace;
     let deadline = StdInstant::now() + grace;
     while ctx.limits.open() > 0 && StdInstant::now() < deadline {
-        Timer::after(Duration::from_millis(50)).await;
+        Timer::after(SHUTDOWN_POLL).await;
     }
     let left = ctx.limits.open();
     if left > 0 {
@@ -367,9 +265,8 @@ async fn accept_loop<U: Users>(
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                // Out of descriptors, say: back off instead of spinning.
                 tracing::error!(?local, error = %e, "accept failed");
-                Timer::after(Duration::from_millis(100)).await;
+                Timer::after(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
@@ -391,11 +288,6 @@ async fn accept_loop<U: Users>(
 async fn refuse(mut stream: Async<TcpStream>, peer: SocketAddr, refusal: Refusal) {
     tracing::warn!(%peer, reason = ?refusal, "connection refused");
     let reply = refusal.reply().to_string();
-    let _ = async { stream.write_all(reply.as_bytes()).await }
-        .or(async {
-            Timer::after(Duration::from_secs(2)).await;
-            Ok(())
-        })
-        .await;
+    let _ = timeout(REFUSAL_WRITE, stream.write_all(reply.as_bytes())).await;
     let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
 }

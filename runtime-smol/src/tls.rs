@@ -32,7 +32,7 @@ use rustls::server::StoresServerSessions;
 use rustls::{ServerConfig, ServerConnection};
 use smol::Async;
 
-use crate::transfer::timeout;
+use crate::clock::timeout;
 
 /// A TLS stream over a TCP socket.
 pub(crate) type Stream = TlsStream<Async<TcpStream>>;

@@ -1,28 +1,27 @@
-//! Data connections and the pumps that move bytes between storage and a data socket.
+//! Moving bytes: the pumps between storage and a data connection.
 //!
 //! A transfer has two halves. [`open`] runs first, inline: it opens the file, upload or
 //! listing, so that a missing file is a 550 *before* any 150. Then, once the 150 reply is
-//! written, [`run`] makes the data connection (accepting only the control connection's peer
-//! on a passive port, or connecting to the checked active address), moves the bytes through
-//! one bounded buffer (or `sendfile` for plain downloads from disk), and reports the bytes
-//! moved or why it stopped. Dropping the future of [`run`] aborts the transfer: the data
-//! socket closes and an unfinished upload is discarded.
+//! written, [`run`] has the data connection made ([`crate::data`]) and moves the bytes:
+//! through one pooled buffer (with the core's ASCII conversion for TYPE A), with `sendfile`
+//! for plain downloads from disk, or as listing pieces written by the backends' listing
+//! writer. It reports the bytes moved or why it stopped. Dropping the future of [`run`]
+//! aborts the transfer: the data socket closes and an unfinished upload is discarded.
 
 use std::future::Future;
 use std::io::{self, ErrorKind};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::TcpStream;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::Duration;
 
-use ferry_backends::{EntryBatch, Lister, ReadFile, Storage, Upload};
-use ferry_core::{
-    FromNetwork, ListFormat, ListRequest, Metadata, StorageError, ToNetwork, TransferError,
-    TransferKind, UnixTime,
-};
+use ferry_backends::{Listing, ReadFile, Storage, Upload, open_listing};
+use ferry_core::{FromNetwork, StorageError, ToNetwork, TransferError, TransferKind};
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::{Async, Timer};
 
-use crate::tls::DataTls;
+use crate::clock::{timeout, unix_now};
+use crate::data::{self, DataLink, DataStream};
 
 /// Buffer for one transfer's bytes: large enough for few system calls, small enough that
 /// thousands of transfers fit in memory.
@@ -73,8 +72,14 @@ impl Drop for Buffer {
 /// Largest `sendfile` call: the stall timer restarts after each.
 const SENDFILE_CHUNK: usize = 1 << 20;
 
-/// A listing is written in pieces of about this size.
-const LIST_FLUSH: usize = 64 * 1024;
+/// A listing is written in pieces of about this size (each one write), on a data
+/// connection and on the control connection (`STAT path`) alike: large enough for few
+/// writes, small enough that no listing is held whole.
+pub(crate) const LIST_PIECE: usize = 64 * 1024;
+
+/// Room for the line that takes a listing piece past [`LIST_PIECE`], so that the buffer never
+/// grows.
+const LIST_LINE_ROOM: usize = 1024;
 
 /// What [`open`] prepared.
 pub(crate) enum Prepared<S: Storage> {
@@ -82,12 +87,8 @@ pub(crate) enum Prepared<S: Storage> {
     Send { reader: S::Reader, offset: u64 },
     /// A file being received.
     Receive { upload: S::Upload },
-    /// A listing: a folder to walk, or one file's entry.
-    List {
-        lister: Option<S::Lister>,
-        single: Option<Metadata>,
-        request: ListRequest,
-    },
+    /// A listing to write.
+    List(Listing<S::Lister>),
 }
 
 /// Opens what a transfer reads or writes. Returns it and the size to announce in the 150.
@@ -104,13 +105,8 @@ pub(crate) async fn open<S: Storage>(
             if !meta.is_file() {
                 return Err(StorageError::NotAFile);
             }
-            Ok((
-                Prepared::Send {
-                    reader,
-                    offset: *offset,
-                },
-                Some(meta.size),
-            ))
+            let offset = *offset;
+            Ok((Prepared::Send { reader, offset }, Some(meta.size)))
         }
         TransferKind::Store { path, mode } => {
             let upload = storage
@@ -120,66 +116,23 @@ pub(crate) async fn open<S: Storage>(
             Ok((Prepared::Receive { upload }, None))
         }
         TransferKind::List(request) => {
-            let meta = storage
-                .metadata(&request.path)
+            let listing = open_listing(storage, request, unix_now())
                 .await
                 .map_err(|e| e.kind())?;
-            if meta.is_dir() {
-                // NLST needs names only: the tree may skip a stat per entry.
-                let lister = if request.format == ListFormat::Names {
-                    storage.list_names(&request.path).await
-                } else {
-                    storage.list(&request.path).await
-                };
-                let lister = lister.map_err(|e| e.kind())?;
-                Ok((
-                    Prepared::List {
-                        lister: Some(lister),
-                        single: None,
-                        request: request.clone(),
-                    },
-                    None,
-                ))
-            } else if matches!(request.format, ListFormat::Machine(_)) {
-                // RFC 3659: MLSD names a folder.
-                Err(StorageError::NotADirectory)
-            } else {
-                Ok((
-                    Prepared::List {
-                        lister: None,
-                        single: Some(meta),
-                        request: request.clone(),
-                    },
-                    None,
-                ))
-            }
+            Ok((Prepared::List(listing), None))
         }
     }
 }
 
-/// How to make the data connection.
-pub(crate) enum DataPlan {
-    /// Accept one connection from the control connection's peer on this listener.
-    Passive(Async<TcpListener>),
-    /// Connect to this address.
-    Active(SocketAddr),
-}
-
-/// Settings a pump needs.
+/// Settings of the pumps.
 pub(crate) struct PumpOptions {
-    /// The control connection's peer: the only address a passive port accepts.
-    pub peer: SocketAddr,
-    /// How long the data connection may take to appear.
-    pub data_timeout: Duration,
     /// How long without progress before the transfer is abandoned.
     pub stall_timeout: Duration,
     /// TYPE A.
     pub ascii: bool,
-    /// TLS for the data connection (PROT P), if any.
-    pub tls: Option<DataTls>,
     /// A duplicate of the control connection's socket: an upload whose client is already
     /// gone when its data connection ends is discarded, not committed.
-    pub control: Option<std::os::fd::OwnedFd>,
+    pub control: Option<OwnedFd>,
 }
 
 /// How long the end of an upload that would replace an existing file waits for the control
@@ -192,7 +145,7 @@ const UPLOAD_END_GRACE: Duration = Duration::from_millis(5);
 
 /// Whether the client closed (or reset) the control connection, looking without taking
 /// anything from the socket.
-fn control_gone(control: &std::os::fd::OwnedFd) -> bool {
+fn control_gone(control: &OwnedFd) -> bool {
     let mut byte = [0u8; 1];
     let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
     match rustix::net::recv(control, &mut byte[..], flags) {
@@ -202,10 +155,13 @@ fn control_gone(control: &std::os::fd::OwnedFd) -> bool {
     }
 }
 
+/// How often the end of such an upload looks at the control connection meanwhile.
+const UPLOAD_END_POLL: Duration = Duration::from_micros(200);
+
 /// Whether the client of an upload is gone. For an upload that replaces a file, waits up to
 /// [`UPLOAD_END_GRACE`] for the control connection to end or to say something (a live client
-/// never ends it first), checking every 200 µs.
-async fn client_gone(control: Option<&std::os::fd::OwnedFd>, replaces: bool) -> bool {
+/// never ends it first), checking every [`UPLOAD_END_POLL`].
+async fn client_gone(control: Option<&OwnedFd>, replaces: bool) -> bool {
     let Some(fd) = control else { return false };
     if control_gone(fd) {
         return true;
@@ -215,22 +171,12 @@ async fn client_gone(control: Option<&std::os::fd::OwnedFd>, replaces: bool) -> 
     }
     let until = std::time::Instant::now() + UPLOAD_END_GRACE;
     while std::time::Instant::now() < until {
-        Timer::after(Duration::from_micros(200)).await;
+        Timer::after(UPLOAD_END_POLL).await;
         if control_gone(fd) {
             return true;
         }
     }
     false
-}
-
-/// Runs `f`, or gives up after `d`.
-pub(crate) async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
-    async { Some(f.await) }
-        .or(async {
-            Timer::after(d).await;
-            None
-        })
-        .await
 }
 
 /// Fires when the transfer must stop: its sender was closed (ABOR, or the control connection
@@ -259,78 +205,27 @@ async fn step<T>(
         })
         .await
 }
-
-/// Makes the data connection as `plan` says.
-async fn connect(plan: DataPlan, opts: &PumpOptions) -> Result<Async<TcpStream>, TransferError> {
-    let stream = match plan {
-        DataPlan::Passive(listener) => accept_peer(&listener, opts.peer, opts.data_timeout).await?,
-        DataPlan::Active(addr) => timeout(opts.data_timeout, Async::<TcpStream>::connect(addr))
-            .await
-            .and_then(Result::ok)
-            .ok_or(TransferError::DataConnection)?,
-    };
-    // Each write is large anyway; this stops the last small segment of a small file from
-    // waiting for a delayed ACK.
-    let _ = stream.get_ref().set_nodelay(true);
-    Ok(stream)
-}
-
-/// Accepts the first connection from the control connection's host; refuses and logs any
-/// other (passive port hijacking).
-async fn accept_peer(
-    listener: &Async<TcpListener>,
-    peer: SocketAddr,
-    within: Duration,
-) -> Result<Async<TcpStream>, TransferError> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match timeout(left, listener.accept()).await {
-            None => return Err(TransferError::DataConnection),
-            Some(Err(e)) => {
-                tracing::warn!(%peer, error = %e, "accepting a data connection failed");
-                return Err(TransferError::DataConnection);
-            }
-            Some(Ok((stream, from))) if from.ip().to_canonical() == peer.ip().to_canonical() => {
-                return Ok(stream);
-            }
-            Some(Ok((stream, from))) => {
-                tracing::warn!(%peer, intruder = %from, "refused a data connection from another address than the client's");
-                drop(stream);
-            }
-        }
-    }
-}
-
 /// Makes the data connection and moves the bytes. Returns the bytes that crossed the
 /// data connection.
 pub(crate) async fn run<S: Storage>(
-    plan: DataPlan,
+    link: DataLink,
     prepared: Prepared<S>,
     opts: PumpOptions,
     abort: Abort,
 ) -> Result<u64, TransferError> {
-    let stream = match connect(plan, &opts).or(aborted(&abort)).await {
+    let upload = matches!(prepared, Prepared::Receive { .. });
+    let stream = match data::open(link, upload).or(aborted(&abort)).await {
         Ok(s) => s,
         Err(e) => return Err(discard(prepared, e).await),
     };
-    match opts.tls.clone() {
-        Some(tls) => {
-            let upload = matches!(prepared, Prepared::Receive { .. });
-            let accepted = tls
-                .accept(stream, opts.data_timeout, upload)
-                .or(aborted(&abort))
-                .await;
-            let mut stream = match accepted {
-                Ok(s) => s,
-                Err(e) => return Err(discard(prepared, e).await),
-            };
+    match stream {
+        DataStream::Tls(mut stream) => {
             let n = pump(&mut stream, prepared, &opts, &abort).await?;
             // close_notify, so that the client knows the data is complete.
             let _ = timeout(opts.stall_timeout, stream.close()).await;
             Ok(n)
         }
-        None => {
+        DataStream::Plain(mut stream) => {
             if let Prepared::Send { reader, offset } = &prepared
                 && !opts.ascii
                 && let Some(fd) = reader.as_raw_file()
@@ -339,7 +234,6 @@ pub(crate) async fn run<S: Storage>(
                 let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
                 return Ok(n);
             }
-            let mut stream = stream;
             let n = pump(&mut stream, prepared, &opts, &abort).await?;
             let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
             Ok(n)
@@ -351,7 +245,7 @@ pub(crate) async fn run<S: Storage>(
 /// passing through user space.
 async fn sendfile(
     stream: &Async<TcpStream>,
-    fd: std::os::fd::BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
     offset: u64,
     stall: Duration,
     abort: &Abort,
@@ -383,7 +277,7 @@ fn net_error(e: &io::Error) -> TransferError {
 
 /// Discards what a transfer prepared when it ends before moving any bytes (an upload is
 /// removed and audited as aborted), and passes the error on.
-async fn discard<S: Storage>(prepared: Prepared<S>, e: TransferError) -> TransferError {
+pub(crate) async fn discard<S: Storage>(prepared: Prepared<S>, e: TransferError) -> TransferError {
     if let Prepared::Receive { upload } = prepared {
         upload.abort().await;
     }
@@ -395,9 +289,9 @@ fn storage_error(e: &io::Error) -> TransferError {
     TransferError::Storage(ferry_backends::kind_of(e))
 }
 
-/// Moves the bytes over any stream (plain or TLS) through one buffer. Every step gives up
-/// when the transfer is aborted or stalls; an upload that does not reach its commit is
-/// discarded, and its commit is never interrupted.
+/// Moves the bytes over any stream (plain or TLS). Every step gives up when the transfer is
+/// aborted or stalls; an upload that does not reach its commit is discarded, and its commit
+/// is never interrupted.
 async fn pump<S, T>(
     stream: &mut T,
     prepared: Prepared<S>,
@@ -408,85 +302,99 @@ where
     S: Storage,
     T: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin,
 {
-    let stall = opts.stall_timeout;
     match prepared {
-        Prepared::Send { mut reader, .. } => {
-            let mut buf = Buffer::take();
-            let mut wire = if opts.ascii {
-                vec![0u8; BUF * 2]
-            } else {
-                Vec::new()
-            };
-            let mut conv = ToNetwork::new();
+        Prepared::Send { mut reader, .. } => send(stream, &mut reader, opts, abort).await,
+        Prepared::Receive { upload } => store(stream, upload, opts, abort).await,
+        Prepared::List(mut listing) => {
+            let stall = opts.stall_timeout;
+            let mut out = String::with_capacity(LIST_PIECE + LIST_LINE_ROOM);
             let mut total = 0u64;
             loop {
-                let n = step(abort, stall, reader.read(&mut buf), storage_error).await?;
-                if n == 0 {
+                let more = listing
+                    .write_piece(&mut out, LIST_PIECE)
+                    .await
+                    .map_err(|e| TransferError::Storage(e.kind()))?;
+                step(abort, stall, stream.write_all(out.as_bytes()), net_error).await?;
+                total += out.len() as u64;
+                out.clear();
+                if !more {
                     break;
                 }
-                let out = if opts.ascii {
-                    let (used, w) = conv.convert(&buf[..n], &mut wire);
-                    debug_assert_eq!(used, n, "the wire buffer holds twice the input");
-                    &wire[..w]
-                } else {
-                    &buf[..n]
-                };
-                step(abort, stall, stream.write_all(out), net_error).await?;
-                total += out.len() as u64;
             }
             step(abort, stall, stream.flush(), net_error).await?;
             Ok(total)
         }
-        Prepared::Receive { mut upload } => {
-            let received = receive(stream, &mut upload, opts, abort).await;
-            match received {
-                Ok(total) => {
-                    if client_gone(opts.control.as_ref(), upload.replaces_existing()).await {
-                        upload.abort().await;
-                        return Err(TransferError::ConnectionLost);
-                    }
-                    upload
-                        .commit()
-                        .await
-                        .map_err(|e| TransferError::Storage(e.kind()))?;
-                    Ok(total)
-                }
-                Err(e) => {
-                    upload.abort().await;
-                    Err(e)
-                }
-            }
+    }
+}
+
+/// The buffer that TYPE A conversion writes into, `len` bytes; none for a binary transfer.
+fn ascii_buffer(ascii: bool, len: usize) -> Vec<u8> {
+    if ascii { vec![0u8; len] } else { Vec::new() }
+}
+
+/// Sends a file through one pooled buffer, converted to CR LF lines for TYPE A.
+async fn send<T, R>(
+    stream: &mut T,
+    reader: &mut R,
+    opts: &PumpOptions,
+    abort: &Abort,
+) -> Result<u64, TransferError>
+where
+    T: smol::io::AsyncWrite + Unpin,
+    R: ReadFile,
+{
+    let stall = opts.stall_timeout;
+    let mut buf = Buffer::take();
+    // CR LF conversion at most doubles the bytes.
+    let mut wire = ascii_buffer(opts.ascii, BUF * 2);
+    let mut conv = ToNetwork::new();
+    let mut total = 0u64;
+    loop {
+        let n = step(abort, stall, reader.read(&mut buf), storage_error).await?;
+        if n == 0 {
+            break;
         }
-        Prepared::List {
-            lister,
-            single,
-            request,
-        } => {
-            let now = unix_now();
-            let mut out = String::with_capacity(LIST_FLUSH + 1024);
-            let mut total = 0u64;
-            if let Some(meta) = single {
-                let _ = request.write_file(&mut out, meta, now);
+        let out = if opts.ascii {
+            let (used, w) = conv.convert(&buf[..n], &mut wire);
+            debug_assert_eq!(used, n, "the wire buffer holds twice the input");
+            &wire[..w]
+        } else {
+            &buf[..n]
+        };
+        step(abort, stall, stream.write_all(out), net_error).await?;
+        total += out.len() as u64;
+    }
+    step(abort, stall, stream.flush(), net_error).await?;
+    Ok(total)
+}
+
+/// Receives an upload and commits it, unless the client is gone by then (see
+/// [`UPLOAD_END_GRACE`]) or receiving failed: then the upload is discarded.
+async fn store<T, U>(
+    stream: &mut T,
+    mut upload: U,
+    opts: &PumpOptions,
+    abort: &Abort,
+) -> Result<u64, TransferError>
+where
+    T: smol::io::AsyncRead + Unpin,
+    U: Upload,
+{
+    match receive(stream, &mut upload, opts, abort).await {
+        Ok(total) => {
+            if client_gone(opts.control.as_ref(), upload.replaces_existing()).await {
+                upload.abort().await;
+                return Err(TransferError::ConnectionLost);
             }
-            if let Some(mut lister) = lister {
-                let mut batch = EntryBatch::new();
-                let list_error = |e: ferry_backends::Error| TransferError::Storage(e.kind());
-                while lister.next_batch(&mut batch).await.map_err(list_error)? {
-                    for entry in batch.iter() {
-                        let _ = request.write_entry(&mut out, &entry, now);
-                        if out.len() >= LIST_FLUSH {
-                            step(abort, stall, stream.write_all(out.as_bytes()), net_error).await?;
-                            total += out.len() as u64;
-                            out.clear();
-                        }
-                    }
-                    batch.clear();
-                }
-            }
-            step(abort, stall, stream.write_all(out.as_bytes()), net_error).await?;
-            total += out.len() as u64;
-            step(abort, stall, stream.flush(), net_error).await?;
+            upload
+                .commit()
+                .await
+                .map_err(|e| TransferError::Storage(e.kind()))?;
             Ok(total)
+        }
+        Err(e) => {
+            upload.abort().await;
+            Err(e)
         }
     }
 }
@@ -504,11 +412,8 @@ where
 {
     let stall = opts.stall_timeout;
     let mut buf = Buffer::take();
-    let mut file = if opts.ascii {
-        vec![0u8; BUF]
-    } else {
-        Vec::new()
-    };
+    // Taking CR LF apart only shrinks the bytes.
+    let mut file = ascii_buffer(opts.ascii, BUF);
     let mut conv = FromNetwork::new();
     let mut total = 0u64;
     loop {
@@ -531,74 +436,4 @@ where
         step(abort, stall, upload.write_all(&file[..w]), storage_error).await?;
     }
     Ok(total)
-}
-
-/// The wall clock as the core's time of files.
-pub(crate) fn unix_now() -> UnixTime {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
-}
-
-/// Binds a passive listener on `ip`, from `range` if one is configured.
-pub(crate) fn bind_passive(
-    ip: IpAddr,
-    range: Option<crate::config::PortRange>,
-) -> io::Result<Async<TcpListener>> {
-    let Some(range) = range else {
-        return Async::<TcpListener>::bind((ip, 0));
-    };
-    // Start at a pseudo-random port and walk the range once, so that concurrent sessions
-    // spread out and a used port is skipped.
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let len = range.len();
-    let first = (seed as usize) % len;
-    let mut last_err = None;
-    for i in 0..len {
-        let port = range.start + u16::try_from((first + i) % len).unwrap_or(0);
-        match Async::<TcpListener>::bind((ip, port)) {
-            Ok(l) => return Ok(l),
-            Err(e) => last_err = Some(e),
-        }
-    }
-    Err(last_err.unwrap_or_else(|| io::Error::new(ErrorKind::AddrInUse, "no free passive port")))
-}
-
-/// Writes a listing for `STAT path` onto the control connection, as the body of the 213
-/// reply. Lines begin with the entry type letter, never with a reply code.
-pub(crate) async fn status_listing<S: Storage>(
-    prepared: Prepared<S>,
-    out: &mut Vec<u8>,
-) -> Result<u64, TransferError> {
-    let Prepared::List {
-        lister,
-        single,
-        request,
-    } = prepared
-    else {
-        return Ok(0);
-    };
-    let now = unix_now();
-    let mut text = String::new();
-    if let Some(meta) = single {
-        let _ = request.write_file(&mut text, meta, now);
-    }
-    if let Some(mut lister) = lister {
-        let mut batch = EntryBatch::new();
-        while lister
-            .next_batch(&mut batch)
-            .await
-            .map_err(|e| TransferError::Storage(e.kind()))?
-        {
-            for entry in batch.iter() {
-                let _ = request.write_entry(&mut text, &entry, now);
-            }
-            batch.clear();
-        }
-    }
-    out.extend_from_slice(text.as_bytes());
-    Ok(text.len() as u64)
 }

@@ -1,0 +1,32 @@
+//! What every connection of a server shares: settings, accounts, the audit log, TLS, the
+//! limits, the login gate, the shutdown signal and the clock. The server builds it once;
+//! connections only read it, and never reach into the server.
+
+use std::sync::Arc;
+
+use ferry_backends::audit::AuditLog;
+use ferry_core::Config as CoreConfig;
+use smol::channel::Receiver;
+use smol::lock::Semaphore;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::limits::Limits;
+use crate::tls::Tls;
+use crate::users::Users;
+
+/// What every connection of a server shares.
+pub(crate) struct Ctx<U: Users> {
+    pub(crate) settings: Settings,
+    pub(crate) core: CoreConfig,
+    pub(crate) users: Arc<U>,
+    pub(crate) audit: Arc<AuditLog>,
+    pub(crate) tls: Option<Arc<Tls>>,
+    pub(crate) limits: Arc<Limits>,
+    /// Password checks at once (argon2 needs memory and a core each).
+    pub(crate) login_gate: Arc<Semaphore>,
+    /// Closed when the server shuts down.
+    pub(crate) shutdown: Receiver<()>,
+    /// The core's clock.
+    pub(crate) clock: Clock,
+}

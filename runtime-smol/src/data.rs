@@ -1,0 +1,123 @@
+//! Data connections: passive listeners bound from the configured port range, accepting only
+//! the control connection's peer, connecting to the (core-checked) active address, and the
+//! TLS handshake on the data connection. Moves no bytes: `transfer.rs` does, over the
+//! stream [`open`] returns.
+
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_core::TransferError;
+use smol::Async;
+
+use crate::clock::timeout;
+use crate::config::PortRange;
+use crate::tls::{DataTls, Stream as TlsStream};
+
+/// How to make the data connection.
+pub(crate) enum DataPlan {
+    /// Accept one connection from the control connection's peer on this listener.
+    Passive(Async<TcpListener>),
+    /// Connect to this address.
+    Active(SocketAddr),
+}
+
+/// A data connection to make, and on what terms.
+pub(crate) struct DataLink {
+    pub plan: DataPlan,
+    /// The control connection's peer: the only address a passive port accepts.
+    pub peer: SocketAddr,
+    /// How long the data connection (and its TLS handshake) may take to appear.
+    pub within: Duration,
+    /// TLS for the data connection (PROT P), if any.
+    pub tls: Option<DataTls>,
+}
+
+/// A data connection, plain or TLS.
+// Not boxed: a transfer's future is boxed already, and it holds one of the two.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum DataStream {
+    Plain(Async<TcpStream>),
+    Tls(TlsStream),
+}
+
+/// Makes the data connection `link` describes, with its TLS handshake if it has one. An
+/// upload's handshake hands out no session ticket (see [`crate::tls`]).
+pub(crate) async fn open(link: DataLink, upload: bool) -> Result<DataStream, TransferError> {
+    let stream = connect(link.plan, link.peer, link.within).await?;
+    match link.tls {
+        Some(tls) => Ok(DataStream::Tls(
+            tls.accept(stream, link.within, upload).await?,
+        )),
+        None => Ok(DataStream::Plain(stream)),
+    }
+}
+
+/// Makes the TCP connection as `plan` says.
+async fn connect(
+    plan: DataPlan,
+    peer: SocketAddr,
+    within: Duration,
+) -> Result<Async<TcpStream>, TransferError> {
+    let stream = match plan {
+        DataPlan::Passive(listener) => accept_peer(&listener, peer, within).await?,
+        DataPlan::Active(addr) => timeout(within, Async::<TcpStream>::connect(addr))
+            .await
+            .and_then(Result::ok)
+            .ok_or(TransferError::DataConnection)?,
+    };
+    // Each write is large anyway; this stops the last small segment of a small file from
+    // waiting for a delayed ACK.
+    let _ = stream.get_ref().set_nodelay(true);
+    Ok(stream)
+}
+
+/// Accepts the first connection from the control connection's host; refuses and logs any
+/// other (passive port hijacking).
+async fn accept_peer(
+    listener: &Async<TcpListener>,
+    peer: SocketAddr,
+    within: Duration,
+) -> Result<Async<TcpStream>, TransferError> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match timeout(left, listener.accept()).await {
+            None => return Err(TransferError::DataConnection),
+            Some(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "accepting a data connection failed");
+                return Err(TransferError::DataConnection);
+            }
+            Some(Ok((stream, from))) if from.ip().to_canonical() == peer.ip().to_canonical() => {
+                return Ok(stream);
+            }
+            Some(Ok((stream, from))) => {
+                tracing::warn!(%peer, intruder = %from, "refused a data connection from another address than the client's");
+                drop(stream);
+            }
+        }
+    }
+}
+
+/// Binds a passive listener on `ip`, from `range` if one is configured.
+pub(crate) fn bind_passive(ip: IpAddr, range: Option<PortRange>) -> io::Result<Async<TcpListener>> {
+    let Some(range) = range else {
+        return Async::<TcpListener>::bind((ip, 0));
+    };
+    // Start at a pseudo-random port and walk the range once, so that concurrent sessions
+    // spread out and a used port is skipped.
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let len = range.len();
+    let first = (seed as usize) % len;
+    let mut last_err = None;
+    for i in 0..len {
+        let port = range.start + u16::try_from((first + i) % len).unwrap_or(0);
+        match Async::<TcpListener>::bind((ip, port)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::new(ErrorKind::AddrInUse, "no free passive port")))
+}
