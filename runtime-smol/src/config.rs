@@ -52,6 +52,11 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// [`DEFAULT_MAX_CONNECTIONS`], so that one address cannot take every slot.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 50;
 
+/// Bulk threads (where large transfers carry on, at a lower priority): one keeps every
+/// large transfer off the threads that serve commands; more help only when several large
+/// transfers must share a machine with many cores.
+pub const DEFAULT_BULK_THREADS: usize = 1;
+
 /// How long a data connection may take to come (425 after): a client connects within
 /// milliseconds of its PASV reply; a passive port that nobody takes is freed half as late as
 /// vsftpd's `accept_timeout` (60 s) would.
@@ -344,6 +349,10 @@ pub struct Settings {
     /// Threads that run connections [default: half the cores, rounded up].
     #[arg(long, env = "FERRY_THREADS", value_name = "N")]
     pub threads: usize,
+    /// Threads, at a lower priority, where transfers carry on once they have moved 1 MiB
+    /// [default: 1].
+    #[arg(long, env = "FERRY_BULK_THREADS", value_name = "N")]
+    pub bulk_threads: usize,
     /// Log format: text or json [default: text].
     #[arg(long, env = "FERRY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: LogFormat,
@@ -389,6 +398,7 @@ impl Settings {
             audit_log: None,
             // 0: see `worker_threads`.
             threads: 0,
+            bulk_threads: DEFAULT_BULK_THREADS,
             log_format: LogFormat::Text,
             log_level: tracing::Level::INFO,
         }

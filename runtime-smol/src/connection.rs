@@ -499,7 +499,13 @@ impl<U: Users> Conn<U> {
                 let data = DataTransfer {
                     id: t.id,
                     abort,
-                    future: Box::pin(transfer::run(link, prepared, opts, aborted)),
+                    future: Box::pin(transfer::run(
+                        link,
+                        prepared,
+                        opts,
+                        aborted,
+                        Arc::clone(&self.ctx.bulk),
+                    )),
                     started: StdInstant::now(),
                     what,
                     path,
@@ -591,6 +597,9 @@ impl<U: Users> Conn<U> {
                     if !more {
                         break Ok(total);
                     }
+                    // Writes to a fast client complete at once: let the thread's other
+                    // sessions run between pieces.
+                    smol::future::yield_now().await;
                 }
                 Err(e) => break Err(TransferError::Storage(e.kind())),
             }

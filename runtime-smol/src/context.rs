@@ -1,5 +1,5 @@
 //! What every connection of a server shares: settings, accounts, the audit log, TLS, the
-//! limits, the login gate, the shutdown signal and the clock. The server builds it once;
+//! limits, the login gate, the shutdown signal, the clock and the bulk threads. The server builds it once;
 //! connections only read it, and never reach into the server.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use ferry_core::Config as CoreConfig;
 use smol::channel::Receiver;
 use smol::lock::Semaphore;
 
+use crate::bulk::Bulk;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::limits::Limits;
@@ -29,4 +30,6 @@ pub(crate) struct Ctx<U: Users> {
     pub(crate) shutdown: Receiver<()>,
     /// The core's clock.
     pub(crate) clock: Clock,
+    /// Where large transfers carry on ([`crate::bulk`]).
+    pub(crate) bulk: Arc<Bulk>,
 }

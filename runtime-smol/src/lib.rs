@@ -11,6 +11,7 @@
 //! | [`server`] | listeners, admission, the accept loops, shutdown; builds the context |
 //! | `connection` | one control connection: the drive loop around a core session |
 //! | `transfer` | moving bytes: buffer pool, send/receive pumps, `sendfile`, listings, ASCII |
+//! | `bulk` | the lower-priority threads where large transfers carry on |
 //! | `data` | data connections: passive ports, the peer check, active connect, data TLS |
 //! | `context` | what every connection shares (settings, accounts, audit, TLS, limits, clock) |
 //! | `limits` | connections per address and in total, failed-login bans |
@@ -38,6 +39,7 @@
 //! }));
 //! ```
 
+mod bulk;
 mod clock;
 pub mod config;
 mod connection;

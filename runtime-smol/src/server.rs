@@ -16,6 +16,7 @@ use smol::io::AsyncWriteExt as _;
 use smol::lock::Semaphore;
 use smol::{Async, Executor, Timer};
 
+use crate::bulk::Bulk;
 use crate::clock::{Clock, timeout};
 use crate::config::Settings;
 use crate::context::Ctx;
@@ -89,6 +90,7 @@ impl<U: Users> Server<U> {
             core.tls = ferry_core::TlsMode::Off;
         }
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let bulk = Bulk::start(self.settings.bulk_threads);
         let ctx = Arc::new(Ctx {
             core,
             settings: self.settings,
@@ -99,6 +101,7 @@ impl<U: Users> Server<U> {
             login_gate: Arc::new(Semaphore::new(workers)),
             shutdown: rx,
             clock: Clock::start(),
+            bulk,
         });
         Ok(Bound {
             ctx,

@@ -10,16 +10,17 @@
 
 use std::future::Future;
 use std::io::{self, ErrorKind};
-use std::net::TcpStream;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_backends::{Listing, ReadFile, Storage, Upload, open_listing};
 use ferry_core::{FromNetwork, StorageError, ToNetwork, TransferError, TransferKind};
+use smol::Timer;
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use smol::{Async, Timer};
 
+use crate::bulk::Bulk;
 use crate::clock::{timeout, unix_now};
 use crate::data::{self, DataLink, DataStream};
 
@@ -205,65 +206,269 @@ async fn step<T>(
         })
         .await
 }
-/// Makes the data connection and moves the bytes. Returns the bytes that crossed the
-/// data connection.
+/// A transfer moves this much on its session's executor; if it is not done by then, it
+/// carries on on a bulk thread ([`crate::bulk`]). A 4 KiB file or a short listing never gets
+/// there; a large one pays one hop to another thread.
+pub(crate) const INLINE_BYTES: u64 = 1 << 20;
+
+/// A transfer lets others run (yields to its executor) after moving this much: on a fast
+/// loopback each write or `sendfile` completes at once, and a loop of them would otherwise
+/// hold its thread until the transfer ends.
+pub(crate) const YIELD_BYTES: u64 = 256 * 1024;
+
+/// Makes the data connection and moves the bytes: the first [`INLINE_BYTES`] here, the rest
+/// on a bulk thread. Returns the bytes that crossed the data connection.
 pub(crate) async fn run<S: Storage>(
     link: DataLink,
     prepared: Prepared<S>,
     opts: PumpOptions,
     abort: Abort,
+    bulk: Arc<Bulk>,
 ) -> Result<u64, TransferError> {
     let upload = matches!(prepared, Prepared::Receive { .. });
     let stream = match data::open(link, upload).or(aborted(&abort)).await {
         Ok(s) => s,
         Err(e) => return Err(discard(prepared, e).await),
     };
-    match stream {
-        DataStream::Tls(mut stream) => {
-            let n = pump(&mut stream, prepared, &opts, &abort).await?;
-            // close_notify, so that the client knows the data is complete.
-            let _ = timeout(opts.stall_timeout, stream.close()).await;
-            Ok(n)
-        }
-        DataStream::Plain(mut stream) => {
-            if let Prepared::Send { reader, offset } = &prepared
-                && !opts.ascii
-                && let Some(fd) = reader.as_raw_file()
-            {
-                let n = sendfile(&stream, fd, *offset, opts.stall_timeout, &abort).await?;
-                let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
-                return Ok(n);
-            }
-            let n = pump(&mut stream, prepared, &opts, &abort).await?;
-            let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
-            Ok(n)
-        }
+    let mut moving = Moving::new(stream, prepared, opts, abort);
+    if let Some(result) = moving.run_for(INLINE_BYTES).await {
+        return result;
     }
+    bulk.run(async move {
+        match moving.run_for(u64::MAX).await {
+            Some(result) => result,
+            None => Ok(moving.total),
+        }
+    })
+    .await
 }
 
-/// Sends a file with `sendfile(2)`: the bytes go from the page cache to the socket without
-/// passing through user space.
-async fn sendfile(
-    stream: &Async<TcpStream>,
-    fd: BorrowedFd<'_>,
-    offset: u64,
-    stall: Duration,
-    abort: &Abort,
-) -> Result<u64, TransferError> {
-    let mut off = offset;
-    loop {
-        let sent = step(
+/// A transfer under way: the data connection, what is read or written, and the bytes so
+/// far. Moved one step (one buffer, one `sendfile` call, one listing piece) at a time, so
+/// that it can start on one thread and go on on another.
+struct Moving<S: Storage> {
+    stream: DataStream,
+    work: Work<S>,
+    opts: PumpOptions,
+    abort: Abort,
+    /// Bytes that crossed the data connection.
+    total: u64,
+}
+
+/// What a transfer reads or writes, with its buffers.
+enum Work<S: Storage> {
+    /// A plain download from disk: `sendfile(2)` from the page cache to the socket.
+    SendFile { reader: S::Reader, offset: u64 },
+    /// A download through a buffer (TLS, TYPE A, or a tree without descriptors).
+    Send {
+        reader: S::Reader,
+        buf: Buffer,
+        wire: Vec<u8>,
+        conv: ToNetwork,
+    },
+    /// An upload.
+    Receive {
+        upload: S::Upload,
+        buf: Buffer,
+        file: Vec<u8>,
+        conv: FromNetwork,
+    },
+    /// A listing, written a piece at a time.
+    List {
+        listing: Listing<S::Lister>,
+        out: String,
+        done: bool,
+    },
+    /// The upload was committed or discarded.
+    Done,
+}
+
+impl<S: Storage> Moving<S> {
+    fn new(stream: DataStream, prepared: Prepared<S>, opts: PumpOptions, abort: Abort) -> Self {
+        let plain = matches!(stream, DataStream::Plain(_));
+        let work = match prepared {
+            Prepared::Send { reader, offset }
+                if plain && !opts.ascii && reader.as_raw_file().is_some() =>
+            {
+                Work::SendFile { reader, offset }
+            }
+            // CR LF conversion at most doubles the bytes.
+            Prepared::Send { reader, .. } => Work::Send {
+                reader,
+                buf: Buffer::take(),
+                wire: ascii_buffer(opts.ascii, BUF * 2),
+                conv: ToNetwork::new(),
+            },
+            // Taking CR LF apart only shrinks the bytes.
+            Prepared::Receive { upload } => Work::Receive {
+                upload,
+                buf: Buffer::take(),
+                file: ascii_buffer(opts.ascii, BUF),
+                conv: FromNetwork::new(),
+            },
+            Prepared::List(listing) => Work::List {
+                listing,
+                out: String::with_capacity(LIST_PIECE + LIST_LINE_ROOM),
+                done: false,
+            },
+        };
+        Self {
+            stream,
+            work,
+            opts,
             abort,
-            stall,
-            stream.write_with(|s| {
-                rustix::fs::sendfile(s, fd, Some(&mut off), SENDFILE_CHUNK).map_err(io::Error::from)
-            }),
-            net_error,
-        )
-        .await?;
-        if sent == 0 {
-            return Ok(off - offset);
+            total: 0,
         }
+    }
+
+    /// Moves steps until the transfer ends (then finishes it and returns how it went) or
+    /// `limit` more bytes have moved (then returns `None`, to be called again).
+    async fn run_for(&mut self, limit: u64) -> Option<Result<u64, TransferError>> {
+        let (mut moved, mut since_yield) = (0u64, 0u64);
+        while moved < limit {
+            match self.step().await {
+                Ok(0) => return Some(self.finish().await),
+                Ok(n) => {
+                    moved += n;
+                    since_yield += n;
+                }
+                Err(e) => return Some(Err(self.fail(e).await)),
+            }
+            if since_yield >= YIELD_BYTES {
+                since_yield = 0;
+                smol::future::yield_now().await;
+            }
+        }
+        None
+    }
+
+    /// Moves one step; returns the bytes it moved, 0 once the source is exhausted.
+    async fn step(&mut self) -> Result<u64, TransferError> {
+        let (abort, stall) = (&self.abort, self.opts.stall_timeout);
+        let n = match &mut self.work {
+            Work::SendFile { reader, offset } => {
+                let (DataStream::Plain(s), Some(fd)) = (&self.stream, reader.as_raw_file()) else {
+                    return Err(TransferError::ConnectionLost);
+                };
+                let mut at = *offset + self.total;
+                let call = s.write_with(|s| {
+                    rustix::fs::sendfile(s, fd, Some(&mut at), SENDFILE_CHUNK)
+                        .map_err(io::Error::from)
+                });
+                step(abort, stall, call, net_error).await? as u64
+            }
+            Work::Send {
+                reader,
+                buf,
+                wire,
+                conv,
+            } => {
+                let n = step(abort, stall, reader.read(buf), storage_error).await?;
+                let out = if n > 0 && self.opts.ascii {
+                    let (used, w) = conv.convert(&buf[..n], wire);
+                    debug_assert_eq!(used, n, "the wire buffer holds twice the input");
+                    &wire[..w]
+                } else {
+                    &buf[..n]
+                };
+                step(abort, stall, self.stream.write_all(out), net_error).await?;
+                out.len() as u64
+            }
+            Work::Receive {
+                upload,
+                buf,
+                file,
+                conv,
+            } => {
+                let n = step(abort, stall, self.stream.read(buf), net_error).await?;
+                let data = if self.opts.ascii {
+                    let (used, w) = conv.convert(&buf[..n], file);
+                    debug_assert_eq!(used, n, "CR LF only shrinks");
+                    &file[..w]
+                } else {
+                    &buf[..n]
+                };
+                step(abort, stall, upload.write_all(data), storage_error).await?;
+                n as u64
+            }
+            Work::List { done: true, .. } | Work::Done => 0,
+            Work::List { listing, out, done } => {
+                let more = listing
+                    .write_piece(out, LIST_PIECE)
+                    .await
+                    .map_err(|e| TransferError::Storage(e.kind()))?;
+                *done = !more;
+                step(
+                    abort,
+                    stall,
+                    self.stream.write_all(out.as_bytes()),
+                    net_error,
+                )
+                .await?;
+                let n = out.len() as u64;
+                out.clear();
+                // An empty last piece still ends the listing at the next step.
+                n.max(u64::from(more))
+            }
+        };
+        self.total += n;
+        Ok(n)
+    }
+
+    /// After the last step: an upload is committed (unless its client is gone, see
+    /// [`UPLOAD_END_GRACE`]); what was sent is flushed; the data connection is closed
+    /// (TLS with `close_notify`, so that the client knows the data is complete).
+    async fn finish(&mut self) -> Result<u64, TransferError> {
+        let (abort, stall) = (&self.abort, self.opts.stall_timeout);
+        match std::mem::replace(&mut self.work, Work::Done) {
+            Work::Receive {
+                mut upload,
+                mut file,
+                mut conv,
+                ..
+            } => {
+                if self.opts.ascii {
+                    let w = conv.finish(&mut file);
+                    let tail = step(abort, stall, upload.write_all(&file[..w]), storage_error);
+                    if let Err(e) = tail.await {
+                        upload.abort().await;
+                        return Err(e);
+                    }
+                }
+                if client_gone(self.opts.control.as_ref(), upload.replaces_existing()).await {
+                    upload.abort().await;
+                    return Err(TransferError::ConnectionLost);
+                }
+                upload
+                    .commit()
+                    .await
+                    .map_err(|e| TransferError::Storage(e.kind()))?;
+            }
+            Work::SendFile { .. } | Work::Done => {}
+            Work::Send { .. } | Work::List { .. } => {
+                step(abort, stall, self.stream.flush(), net_error).await?;
+            }
+        }
+        match &mut self.stream {
+            DataStream::Plain(s) => {
+                let _ = s.get_ref().shutdown(std::net::Shutdown::Write);
+            }
+            DataStream::Tls(s) => {
+                let _ = timeout(stall, s.close()).await;
+            }
+        }
+        Ok(self.total)
+    }
+
+    /// The transfer failed with `e`: an unfinished upload is discarded (and audited as
+    /// aborted). Returns `e`.
+    async fn fail(&mut self, e: TransferError) -> TransferError {
+        if let Work::Receive { .. } = self.work
+            && let Work::Receive { upload, .. } = std::mem::replace(&mut self.work, Work::Done)
+        {
+            upload.abort().await;
+        }
+        e
     }
 }
 
@@ -284,156 +489,12 @@ pub(crate) async fn discard<S: Storage>(prepared: Prepared<S>, e: TransferError)
     e
 }
 
-/// The transfer error for a storage I/O error.
-fn storage_error(e: &io::Error) -> TransferError {
-    TransferError::Storage(ferry_backends::kind_of(e))
-}
-
-/// Moves the bytes over any stream (plain or TLS). Every step gives up when the transfer is
-/// aborted or stalls; an upload that does not reach its commit is discarded, and its commit
-/// is never interrupted.
-async fn pump<S, T>(
-    stream: &mut T,
-    prepared: Prepared<S>,
-    opts: &PumpOptions,
-    abort: &Abort,
-) -> Result<u64, TransferError>
-where
-    S: Storage,
-    T: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin,
-{
-    match prepared {
-        Prepared::Send { mut reader, .. } => send(stream, &mut reader, opts, abort).await,
-        Prepared::Receive { upload } => store(stream, upload, opts, abort).await,
-        Prepared::List(mut listing) => {
-            let stall = opts.stall_timeout;
-            let mut out = String::with_capacity(LIST_PIECE + LIST_LINE_ROOM);
-            let mut total = 0u64;
-            loop {
-                let more = listing
-                    .write_piece(&mut out, LIST_PIECE)
-                    .await
-                    .map_err(|e| TransferError::Storage(e.kind()))?;
-                step(abort, stall, stream.write_all(out.as_bytes()), net_error).await?;
-                total += out.len() as u64;
-                out.clear();
-                if !more {
-                    break;
-                }
-            }
-            step(abort, stall, stream.flush(), net_error).await?;
-            Ok(total)
-        }
-    }
-}
-
 /// The buffer that TYPE A conversion writes into, `len` bytes; none for a binary transfer.
 fn ascii_buffer(ascii: bool, len: usize) -> Vec<u8> {
     if ascii { vec![0u8; len] } else { Vec::new() }
 }
 
-/// Sends a file through one pooled buffer, converted to CR LF lines for TYPE A.
-async fn send<T, R>(
-    stream: &mut T,
-    reader: &mut R,
-    opts: &PumpOptions,
-    abort: &Abort,
-) -> Result<u64, TransferError>
-where
-    T: smol::io::AsyncWrite + Unpin,
-    R: ReadFile,
-{
-    let stall = opts.stall_timeout;
-    let mut buf = Buffer::take();
-    // CR LF conversion at most doubles the bytes.
-    let mut wire = ascii_buffer(opts.ascii, BUF * 2);
-    let mut conv = ToNetwork::new();
-    let mut total = 0u64;
-    loop {
-        let n = step(abort, stall, reader.read(&mut buf), storage_error).await?;
-        if n == 0 {
-            break;
-        }
-        let out = if opts.ascii {
-            let (used, w) = conv.convert(&buf[..n], &mut wire);
-            debug_assert_eq!(used, n, "the wire buffer holds twice the input");
-            &wire[..w]
-        } else {
-            &buf[..n]
-        };
-        step(abort, stall, stream.write_all(out), net_error).await?;
-        total += out.len() as u64;
-    }
-    step(abort, stall, stream.flush(), net_error).await?;
-    Ok(total)
-}
-
-/// Receives an upload and commits it, unless the client is gone by then (see
-/// [`UPLOAD_END_GRACE`]) or receiving failed: then the upload is discarded.
-async fn store<T, U>(
-    stream: &mut T,
-    mut upload: U,
-    opts: &PumpOptions,
-    abort: &Abort,
-) -> Result<u64, TransferError>
-where
-    T: smol::io::AsyncRead + Unpin,
-    U: Upload,
-{
-    match receive(stream, &mut upload, opts, abort).await {
-        Ok(total) => {
-            if client_gone(opts.control.as_ref(), upload.replaces_existing()).await {
-                upload.abort().await;
-                return Err(TransferError::ConnectionLost);
-            }
-            upload
-                .commit()
-                .await
-                .map_err(|e| TransferError::Storage(e.kind()))?;
-            Ok(total)
-        }
-        Err(e) => {
-            upload.abort().await;
-            Err(e)
-        }
-    }
-}
-
-/// Receives an upload's bytes into `upload` until the client closes the data connection.
-async fn receive<T, U>(
-    stream: &mut T,
-    upload: &mut U,
-    opts: &PumpOptions,
-    abort: &Abort,
-) -> Result<u64, TransferError>
-where
-    T: smol::io::AsyncRead + Unpin,
-    U: Upload,
-{
-    let stall = opts.stall_timeout;
-    let mut buf = Buffer::take();
-    // Taking CR LF apart only shrinks the bytes.
-    let mut file = ascii_buffer(opts.ascii, BUF);
-    let mut conv = FromNetwork::new();
-    let mut total = 0u64;
-    loop {
-        let n = step(abort, stall, stream.read(&mut buf), net_error).await?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        let data = if opts.ascii {
-            let (used, w) = conv.convert(&buf[..n], &mut file);
-            debug_assert_eq!(used, n, "CR LF only shrinks");
-            &file[..w]
-        } else {
-            &buf[..n]
-        };
-        step(abort, stall, upload.write_all(data), storage_error).await?;
-    }
-    if opts.ascii {
-        let w = conv.finish(&mut file);
-        step(abort, stall, upload.write_all(&file[..w]), storage_error).await?;
-    }
-    Ok(total)
+/// The transfer error for a storage I/O error.
+fn storage_error(e: &io::Error) -> TransferError {
+    TransferError::Storage(ferry_backends::kind_of(e))
 }
