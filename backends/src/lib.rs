@@ -90,6 +90,7 @@
 
 pub mod accounts;
 pub mod audit;
+mod background;
 pub mod disk;
 pub mod memory;
 pub mod ops;

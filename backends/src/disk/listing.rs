@@ -12,7 +12,8 @@
 //! - **Names only** (`NLST`): always streamed in the file system's order, without a stat
 //!   per entry, so that the first names go out while the rest are read.
 //!
-//! All reading and stat'ing runs on the blocking pool (see the tree's docs).
+//! All reading and stat'ing runs on the lower-priority background threads (see the tree's
+//! docs).
 
 use std::fmt;
 use std::os::fd::OwnedFd;
@@ -381,12 +382,15 @@ impl Lister for DiskLister {
             self.state = Some(state);
             return Ok(false);
         }
-        // A batch is hundreds of stat calls: on the pool, off the executor.
-        let (state, result) = blocking::unblock(move || {
+        // A batch is hundreds of stat calls: on a background thread, off the executor.
+        let Some((state, result)) = crate::background::run(move || {
             let r = state.fill();
             (state, r)
         })
-        .await;
+        .await
+        else {
+            return Err(super::background_panicked());
+        };
         result?;
         for e in state.scratch.iter() {
             batch.push(e.name, e.meta);

@@ -67,9 +67,11 @@
 //! **Where calls run.** Metadata calls (open, stat, mkdir, unlink, rename, chmod, utimes) and
 //! upload writes, which take microseconds on a local file system, run inline on the calling
 //! thread: handing each to a thread pool costs two context switches, more than the call.
-//! Listings (opening the folder and reading its names, and each batch of stat calls),
-//! copies and fsync, which can take long, run on the [`blocking`] thread pool, so that one
-//! session's large folder never holds up the others on its executor thread. For slow file
+//! Listings (opening the folder and reading its names, and each batch of stat calls) and
+//! copies, which can take long, run on the background threads (`background.rs`: two
+//! threads at nice 10, so that the threads serving commands get the CPU first); fsync runs
+//! on the [`blocking`] pool. One session's large folder never holds up the others on its
+//! executor thread. For slow file
 //! systems (NFS, FUSE), [`DiskStorage::with_blocking_pool`] moves every metadata call to the
 //! pool too.
 
@@ -94,6 +96,7 @@ mod listing;
 
 pub use listing::{DiskLister, MAX_SORTED_ENTRIES, SORTED_LISTINGS_BUDGET, listing_memory};
 
+use crate::background;
 use crate::{
     Error, FileKind, Metadata, ReadFile, Result, Storage, StorageError, TEMP_PREFIX, UnixTime,
     Upload, VirtualPath, WriteMode, check_mode, check_names,
@@ -137,6 +140,14 @@ impl fmt::Debug for DiskStorage {
 
 fn sys<T>(r: rustix::io::Result<T>) -> Result<T> {
     r.map_err(|e| Error::from(io::Error::from(e)))
+}
+
+/// The error of long work whose background thread panicked.
+fn background_panicked() -> Error {
+    Error::with_source(
+        StorageError::Other,
+        io::Error::other("the disk work panicked on its background thread"),
+    )
 }
 
 fn fail<T>(kind: StorageError) -> Result<T> {
@@ -348,13 +359,15 @@ impl DiskStorage {
         Ok(removed)
     }
 
-    /// Runs `f` on the blocking pool.
-    async fn on_pool<T: Send + 'static>(
+    /// Runs long work `f` on a lower-priority background thread (`background.rs`).
+    async fn in_background<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let inner = Arc::clone(&self.inner);
-        blocking::unblock(move || f(&inner)).await
+        background::run(move || f(&inner))
+            .await
+            .unwrap_or_else(|| Err(background_panicked()))
     }
 
     /// Runs a short metadata call `f` inline, or on the blocking pool if the tree was told
@@ -840,7 +853,9 @@ impl DiskStorage {
         // Reading a folder can take long (all its names, for a sorted listing): off the
         // executor, so that other sessions keep going meanwhile.
         let (path, inner) = (path.clone(), Arc::clone(&self.inner));
-        blocking::unblock(move || inner.list(path.relative(), names_only)).await
+        background::run(move || inner.list(path.relative(), names_only))
+            .await
+            .unwrap_or_else(|| Err(background_panicked()))
     }
 }
 
@@ -924,7 +939,8 @@ impl Storage for DiskStorage {
         check_names(to)?;
         let (from, to) = (from.clone(), to.clone());
         // A copy moves the whole file: on the pool.
-        self.on_pool(move |inner| inner.copy(&from, &to)).await
+        self.in_background(move |inner| inner.copy(&from, &to))
+            .await
     }
 
     async fn set_modified(&self, path: &VirtualPath, time: UnixTime) -> Result<()> {
