@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One client must not stall the others: 4 clients doing 4 KiB STOR+RETR (ftpload small-files)
-# alone, then while one more client lists a folder of 100,000 files over and over, then while
-# one client downloads 1 GiB files and another uploads them. Ferry and Pure-FTPd take turns
-# in every round (order alternating), started by ../shared/bench/peers/*/start.sh, stopped by
-# their PIDs. Run as root from the checkout, after ../shared/bench/peers/install.sh.
+# while one more client lists a folder of 100,000 files over and over (`list`), or while one
+# client downloads 1 GiB files and another uploads them (`transfers`), each measurement right
+# after one of the same clients alone on the same server (a pair). Ferry and Pure-FTPd take
+# turns in every round (order alternating), started by ../shared/bench/peers/*/start.sh,
+# stopped by their PIDs. Run as root from the checkout, after ../shared/bench/peers/install.sh.
 #
-# Knobs: ROUNDS=3 SF_SECS=5 SF_CLIENTS=4 PEERS="ferry pure-ftpd" LOADS="alone list transfers"
+# Knobs: ROUNDS=5 SF_SECS=3 SF_CLIENTS=4 PEERS="ferry pure-ftpd" LOADS="list transfers"
 #        (also list-elsewhere, transfers-elsewhere: the same load against the other peer, which
 #        shows what the load costs the machine itself, the clients included)
 # Output: one JSON line per measurement in $OUT/mixed.jsonl, and the table on stdout.
@@ -15,8 +16,8 @@ export FERRY_SRC=$PWD
 B=$(cd ../shared/bench && pwd)
 export FTPBENCH_TMP=${FTPBENCH_TMP:-/tmp/ftpbench}
 T=$FTPBENCH_TMP
-ROUNDS=${ROUNDS:-3}; SF_SECS=${SF_SECS:-5}; SF_CLIENTS=${SF_CLIENTS:-4}
-PEERS=${PEERS:-"ferry pure-ftpd"}; LOADS=${LOADS:-"alone list transfers"}
+ROUNDS=${ROUNDS:-5}; SF_SECS=${SF_SECS:-3}; SF_CLIENTS=${SF_CLIENTS:-4}
+PEERS=${PEERS:-"ferry pure-ftpd"}; LOADS=${LOADS:-"list transfers"}
 OUT=${OUT:-$T/mixed/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"; RAW=$OUT/mixed.jsonl
 ulimit -n 20000
@@ -80,15 +81,29 @@ load() {
   [ "$2" = alone ] || sleep 1   # let the load get going
 }
 
+# One measurement of small-files against peer $1 under load $2, recorded with pair number $3.
+measure() {
+  load "$1" "$2"
+  local j; j=$($L small-files $(A "$1") --clients "$SF_CLIENTS" --cycles 1000000 --max-seconds "$SF_SECS")
+  stop_bg
+  rm -f "$T"/*/root/ftpload_stor_*.bin   # what a server kept of a cut-off upload
+  # An interrupted 1 GiB upload leaves dirty pages whose writeback would throttle every writer
+  # (the next measurement's small STORs included): wait until they are on disk.
+  sync
+  printf '{"peer":"%s","load":"%s","pair":%s,"result":%s}\n' "$1" "$2" "$3" "$j" >> "$RAW"
+  log "$1 $2 pair $3: $(echo "$j" | grep -o '"ops_s":[0-9.]*,"p50_ms":[0-9.]*,"p99_ms":[0-9.]*')"
+}
+
+# This machine's speed drifts by 2x and more within minutes, so each loaded measurement is
+# paired with one alone, just before it, on the same server: the ratios compare neighbours.
+pair=0
 for r in $(seq "$ROUNDS"); do
   order=$PEERS; [ $((r % 2)) = 0 ] && order=$(echo "$PEERS" | tr ' ' '\n' | tac | tr '\n' ' ')
   for load_kind in $LOADS; do
     for n in $order; do
-      load "$n" "$load_kind"
-      j=$($L small-files $(A "$n") --clients "$SF_CLIENTS" --cycles 1000000 --max-seconds "$SF_SECS")
-      stop_bg
-      printf '{"peer":"%s","load":"%s","round":%s,"result":%s}\n' "$n" "$load_kind" "$r" "$j" >> "$RAW"
-      log "$n $load_kind round $r: $(echo "$j" | grep -o '"ops_s":[0-9.]*,"p50_ms":[0-9.]*,"p99_ms":[0-9.]*')"
+      pair=$((pair + 1))
+      measure "$n" alone "$pair"
+      measure "$n" "$load_kind" "$pair"
     done
   done
 done
@@ -96,17 +111,20 @@ done
 python3 - "$RAW" <<'EOF'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
-peers = list(dict.fromkeys(r["peer"] for r in rows)); loads = list(dict.fromkeys(r["load"] for r in rows))
-def med(p, l, k):
-    # A run with a few failed operations still counts (its errors are in the raw file).
-    v = [r["result"][k] for r in rows if r["peer"] == p and r["load"] == l and r["result"].get("ops_s")]
-    return st.median(v) if v else float("nan")
-print("| server | load | ops/s | p50 ms | p99 ms | ops/s vs alone | p99 vs alone |")
-print("|---|---|---|---|---|---|---|")
+peers = list(dict.fromkeys(r["peer"] for r in rows))
+loads = [l for l in dict.fromkeys(r["load"] for r in rows) if l != "alone"]
+# A run with a few failed operations still counts (its errors are in the raw file).
+by = {(r["peer"], r["load"], r["pair"]): r["result"] for r in rows if r["result"].get("ops_s")}
+print("| server | load | pairs | ops/s alone | ops/s loaded | p99 ms alone | p99 ms loaded | ops/s loaded/alone | p99 loaded/alone |")
+print("|---|---|---|---|---|---|---|---|---|")
 for p in peers:
-    base_ops, base_p99 = med(p, "alone", "ops_s"), med(p, "alone", "p99_ms")
     for l in loads:
-        ops, p50, p99 = med(p, l, "ops_s"), med(p, l, "p50_ms"), med(p, l, "p99_ms")
-        print(f"| {p} | {l} | {ops:,.0f} | {p50:.2f} | {p99:.2f} | {ops / base_ops:.2f}x | {p99 / base_p99:.2f}x |")
+        pairs = [(by[(p, "alone", k)], by[(p, l, k)]) for (pp, ll, k) in by if pp == p and ll == l and (p, "alone", k) in by]
+        if not pairs:
+            continue
+        m = lambda f: st.median(f(a, b) for a, b in pairs)
+        print(f"| {p} | {l} | {len(pairs)} | {m(lambda a, b: a['ops_s']):,.0f} | {m(lambda a, b: b['ops_s']):,.0f} "
+              f"| {m(lambda a, b: a['p99_ms']):.2f} | {m(lambda a, b: b['p99_ms']):.2f} "
+              f"| {m(lambda a, b: b['ops_s'] / a['ops_s']):.2f}x | {m(lambda a, b: b['p99_ms'] / a['p99_ms']):.2f}x |")
 EOF
 echo "raw: $RAW" >&2
