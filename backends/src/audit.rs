@@ -150,6 +150,8 @@ impl Outcome {
                 StorageError::BadName => "bad_name",
                 StorageError::NotAFile => "not_a_file",
                 StorageError::NotADirectory => "not_a_directory",
+                StorageError::Unsupported => "unsupported",
+                StorageError::TooMany => "too_many",
                 StorageError::Other => "other",
             },
         }

@@ -93,12 +93,16 @@ pub mod audit;
 mod background;
 pub mod disk;
 pub mod memory;
+#[cfg(feature = "object")]
+pub mod object;
 pub mod ops;
 
 pub use accounts::{Account, Accounts, AccountsError};
 pub use audit::{AuditLog, Audited};
 pub use disk::DiskStorage;
 pub use memory::MemoryStorage;
+#[cfg(feature = "object")]
+pub use object::ObjectStorage;
 pub use ops::{Listing, open_listing, perform};
 
 use std::fmt;

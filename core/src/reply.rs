@@ -666,6 +666,8 @@ impl StorageError {
             Self::BadName => (553, "File name not allowed."),
             Self::NotAFile => (550, "Not a regular file."),
             Self::NotADirectory => (550, "Not a directory."),
+            Self::Unsupported => (502, "Not supported by this storage."),
+            Self::TooMany => (550, "Too many entries to do that at once."),
             Self::Other => (451, "Local error in processing."),
         }
     }

@@ -87,6 +87,11 @@ pub enum StorageError {
     NotAFile,
     /// A folder was needed but this is not one.
     NotADirectory,
+    /// The backend cannot do this at all (appending to an object in a bucket).
+    Unsupported,
+    /// The operation would touch more entries than the backend does at once (a folder
+    /// rename in a bucket past its limit).
+    TooMany,
     /// Anything else: an I/O error, a backend that is not reachable.
     Other,
 }

@@ -117,6 +117,9 @@ pub enum ValueError {
     /// Not a log level.
     #[error("expected error, warn, info, debug or trace")]
     LogLevel,
+    /// Not a storage URL.
+    #[error("expected s3://BUCKET or s3://BUCKET/PREFIX")]
+    StorageUrl,
 }
 
 /// Why the settings cannot be used.
@@ -196,6 +199,60 @@ impl<'de> Deserialize<'de> for LogFormat {
         de::with(d, str::parse)
     }
 }
+
+/// Where users' files live when not on the local disk: `s3://BUCKET/PREFIX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageUrl {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix of Ferry's keys in it (may be empty); homes are `PREFIX/home/<user>/`.
+    pub prefix: String,
+}
+
+impl FromStr for StorageUrl {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let rest = s.strip_prefix("s3://").ok_or(ValueError::StorageUrl)?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = !bucket.is_empty()
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !valid_bucket || prefix.split('/').any(|seg| seg == "." || seg == "..") {
+            return Err(ValueError::StorageUrl);
+        }
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::with(d, str::parse)
+    }
+}
+
+impl fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// A secret setting: its value never shows in `Debug` output (logs, error messages).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<secret>\"")
+    }
+}
+
+/// The region of an S3 bucket unless told otherwise (what most S3-compatible stores take).
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
 
 /// An inclusive range of TCP ports for passive data connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,6 +394,23 @@ pub struct Settings {
     /// milliseconds.
     #[arg(long, env = "FERRY_DISK_POOL", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub disk_pool: bool,
+    /// Where users' files live: on disk in <data-dir>/home/<user> (the default), or
+    /// s3://BUCKET/PREFIX for an S3-compatible bucket (homes at PREFIX/home/<user>/).
+    #[arg(long, env = "FERRY_STORAGE", value_name = "URL")]
+    pub storage: Option<StorageUrl>,
+    /// The S3 endpoint, e.g. http://127.0.0.1:8333 [default: AWS's for the region].
+    #[arg(long, env = "FERRY_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The S3 region [default: us-east-1].
+    #[arg(long, env = "FERRY_S3_REGION", value_name = "REGION")]
+    pub s3_region: String,
+    /// The S3 access key ID: in the settings file only (never a flag), else from
+    /// AWS_ACCESS_KEY_ID.
+    #[arg(skip)]
+    pub s3_access_key_id: Option<String>,
+    /// The S3 secret access key: in the settings file only, else from AWS_SECRET_ACCESS_KEY.
+    #[arg(skip)]
+    pub s3_secret_access_key: Option<Secret>,
     /// Text of the 220 greeting.
     #[arg(long, env = "FERRY_GREETING", value_name = "TEXT")]
     pub greeting: String,
@@ -393,6 +467,11 @@ impl Settings {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             fsync: false,
             disk_pool: false,
+            storage: None,
+            s3_endpoint: None,
+            s3_region: DEFAULT_S3_REGION.into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             greeting: DEFAULT_GREETING.into(),
             users_file: None,
             audit_log: None,
@@ -431,6 +510,42 @@ impl Settings {
         self.audit_log
             .clone()
             .unwrap_or_else(|| self.data_dir.join(AUDIT_LOG))
+    }
+
+    /// The bucket to serve, if [`Settings::storage`] names one, with its credentials: those
+    /// of the settings file, else `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    ///
+    /// # Errors
+    /// A bucket without credentials.
+    pub fn s3(&self) -> Result<Option<ferry_backends::object::S3Config>, ConfigError> {
+        let Some(url) = &self.storage else {
+            return Ok(None);
+        };
+        let from_env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let id = self
+            .s3_access_key_id
+            .clone()
+            .or_else(|| from_env("AWS_ACCESS_KEY_ID"));
+        let secret = self
+            .s3_secret_access_key
+            .as_ref()
+            .map(|s| s.0.clone())
+            .or_else(|| from_env("AWS_SECRET_ACCESS_KEY"));
+        let (Some(access_key_id), Some(secret_access_key)) = (id, secret) else {
+            return Err(ConfigError::Invalid {
+                keys: "storage",
+                reason: "a bucket needs credentials: s3_access_key_id and s3_secret_access_key \
+                         in the settings file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            });
+        };
+        Ok(Some(ferry_backends::object::S3Config {
+            bucket: url.bucket.clone(),
+            prefix: url.prefix.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id,
+            secret_access_key,
+        }))
     }
 
     /// The core's settings for each session.

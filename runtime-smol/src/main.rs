@@ -13,9 +13,12 @@ use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use ferry_backends::accounts::{Accounts, AccountsError, random_password};
 use ferry_backends::audit::AuditLog;
 use ferry_backends::disk::DiskStorage;
+use ferry_backends::object::{ObjectStorage, S3Config, SmolHttp};
 use ferry_smol::config::{ConfigError, Flags, Settings};
 use ferry_smol::tls::{self, Tls, TlsError};
-use ferry_smol::users::{DiskUsers, UsersError, open_accounts};
+use ferry_smol::users::{
+    DiskUsers, ObjectUsers, Users, UsersError, open_accounts, open_object_home,
+};
 use ferry_smol::{Server, Shutdown, logging};
 use smol::stream::StreamExt as _;
 
@@ -151,6 +154,14 @@ enum Error {
     /// `ferry cert self-signed` cannot make a certificate.
     #[error("making the certificate: {0}")]
     Certificate(#[source] rcgen::Error),
+    /// The bucket of `--storage` cannot be used (unreachable, missing, wrong credentials).
+    #[error("storage {url}: {source}")]
+    Bucket {
+        /// The bucket, as `--storage` names it.
+        url: String,
+        /// What the store answered.
+        source: ferry_backends::Error,
+    },
     /// A file or folder cannot be written.
     #[error("{}: {source}", .path.display())]
     Write {
@@ -256,7 +267,6 @@ fn serve(settings: Settings) -> Result<(), Error> {
     if accounts.is_empty() {
         create_first_account(&mut accounts, &settings.data_dir)?;
     }
-    remove_interrupted_uploads(&accounts);
     let audit_path = settings.audit_log();
     let audit = AuditLog::open(&audit_path).map_err(|source| Error::AuditLog {
         path: audit_path,
@@ -270,19 +280,60 @@ fn serve(settings: Settings) -> Result<(), Error> {
         _ => None,
     };
     let reload = settings.tls_cert.clone().zip(settings.tls_key.clone());
-    let data_dir = settings.data_dir.clone();
-    let threads = settings.worker_threads();
-    let users = DiskUsers::new(accounts)
-        .with_fsync(settings.fsync)
-        .with_blocking_pool(settings.disk_pool);
-    let mut server = Server::new(settings, users, audit);
-    if let Some(tls) = &tls {
-        server = server.with_tls(tls.clone());
+    let run = Run { tls, reload };
+    match settings.s3()? {
+        Some(bucket) => {
+            check_bucket(&bucket, &settings)?;
+            run.serve(settings, ObjectUsers::new(accounts, bucket), audit)
+        }
+        None => {
+            remove_interrupted_uploads(&accounts);
+            let users = DiskUsers::new(accounts)
+                .with_fsync(settings.fsync)
+                .with_blocking_pool(settings.disk_pool);
+            run.serve(settings, users, audit)
+        }
     }
-    let bound = smol::block_on(server.bind()).map_err(Error::Bind)?;
-    announce(&bound.local_addrs(), &data_dir, threads);
-    let signals = handle_signals(tls, reload, bound.shutdown_handle())?;
-    bound.run_threads(threads, signals);
+}
+
+/// What serving needs besides the settings and the accounts.
+struct Run {
+    tls: Option<Arc<Tls>>,
+    /// The certificate and key files, read again on SIGHUP.
+    reload: Option<(PathBuf, PathBuf)>,
+}
+
+impl Run {
+    fn serve<U: Users>(self, settings: Settings, users: U, audit: AuditLog) -> Result<(), Error> {
+        let data_dir = settings.data_dir.clone();
+        let threads = settings.worker_threads();
+        let mut server = Server::new(settings, users, audit);
+        if let Some(tls) = &self.tls {
+            server = server.with_tls(tls.clone());
+        }
+        let bound = smol::block_on(server.bind()).map_err(Error::Bind)?;
+        announce(&bound.local_addrs(), &data_dir, threads);
+        let signals = handle_signals(self.tls, self.reload, bound.shutdown_handle())?;
+        bound.run_threads(threads, signals);
+        Ok(())
+    }
+}
+
+/// Checks at start that the bucket of `--storage` answers to these credentials, so that a
+/// wrong key or a missing bucket is one clear error, not a failure at every login.
+fn check_bucket(bucket: &S3Config, settings: &Settings) -> Result<(), Error> {
+    let url = settings
+        .storage
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let fail = |source| Error::Bucket {
+        url: url.clone(),
+        source,
+    };
+    let tree = ObjectStorage::s3(bucket, &SmolHttp::new()).map_err(fail)?;
+    smol::block_on(tree.check()).map_err(fail)?;
+    tracing::info!(storage = %url, endpoint = ?bucket.endpoint, "serving users' files from the bucket");
     Ok(())
 }
 
@@ -428,7 +479,18 @@ fn user(settings: &Settings, cmd: UserCommand) -> Result<(), Error> {
             }
             let password = read_password(&name, password_stdin)?;
             let account = accounts.add(&name, &password, read_only)?;
-            println!("Created {name} with home {}", account.home.display());
+            match settings.s3()? {
+                // The home in the bucket; the server also makes it at the first login.
+                Some(bucket) => {
+                    open_object_home(&bucket, &SmolHttp::new(), &name)?;
+                    let url = settings.storage.as_ref().map(ToString::to_string);
+                    println!(
+                        "Created {name} with home {}/home/{name}/",
+                        url.unwrap_or_default().trim_end_matches('/')
+                    );
+                }
+                None => println!("Created {name} with home {}", account.home.display()),
+            }
         }
         UserCommand::Passwd {
             name,

@@ -3,15 +3,17 @@
 //! [`Users::check`] runs on smol's blocking thread pool (argon2 takes tens of milliseconds by
 //! design), never on the threads that move bytes.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use ferry_backends::Storage;
-use ferry_backends::accounts::{Accounts, AccountsError};
+use ferry_backends::accounts::{Account, Accounts, AccountsError};
 use ferry_backends::disk::DiskStorage;
 use ferry_backends::memory::MemoryStorage;
+use ferry_backends::object::{ObjectStorage, S3Config, SmolHttp};
 
 /// Why accounts cannot be opened, changed or checked.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,14 @@ pub enum UsersError {
         home: PathBuf,
         /// Why.
         source: io::Error,
+    },
+    /// A user's home in the bucket cannot be made or reached.
+    #[error("home of {user} in the bucket: {source}")]
+    ObjectHome {
+        /// The user.
+        user: String,
+        /// Why.
+        source: ferry_backends::Error,
     },
     /// A thread panicked while it held this lock (a bug); nothing can be checked.
     #[error("{0} lock poisoned")]
@@ -92,17 +102,59 @@ pub trait Users: Send + Sync + 'static {
     ) -> Result<Option<Login<Self::Storage>>, Self::Error>;
 }
 
-/// Accounts in a users file (`ferry user add`), each jailed at its home folder on disk. The
-/// file is read again when it changes, so accounts added while the server runs can log in.
+/// The accounts of a users file, read again when the file changes, so that accounts added
+/// while the server runs can log in.
+#[derive(Debug)]
+pub struct AccountsFile {
+    accounts: RwLock<Accounts>,
+}
+
+impl AccountsFile {
+    /// Serves `accounts`.
+    #[must_use]
+    pub fn new(accounts: Accounts) -> Self {
+        Self {
+            accounts: RwLock::new(accounts),
+        }
+    }
+
+    /// The account `user` if `password` is its password (reloading a changed file first).
+    ///
+    /// # Errors
+    /// A poisoned lock (a bug).
+    pub fn verify(&self, user: &str, password: &str) -> Result<Option<Account>, UsersError> {
+        let changed = self
+            .accounts
+            .read()
+            .map_err(|_| UsersError::Poisoned("accounts"))?
+            .changed_on_disk();
+        if changed {
+            let mut accounts = self
+                .accounts
+                .write()
+                .map_err(|_| UsersError::Poisoned("accounts"))?;
+            if let Err(e) = accounts.reload_if_changed() {
+                tracing::error!(error = %e, "cannot reload the users file; keeping the accounts loaded before");
+            }
+        }
+        Ok(self
+            .accounts
+            .read()
+            .map_err(|_| UsersError::Poisoned("accounts"))?
+            .verify(user, password))
+    }
+}
+
+/// Accounts in a users file (`ferry user add`), each jailed at its home folder on disk.
 #[derive(Debug)]
 pub struct DiskUsers {
-    accounts: RwLock<Accounts>,
+    accounts: AccountsFile,
     fsync: bool,
     pool: bool,
     /// One tree per home, shared by that user's sessions: one descriptor and one allocation
     /// per user instead of per session (10,000 sessions of one user hit the descriptor
     /// limit otherwise).
-    trees: std::sync::Mutex<std::collections::HashMap<PathBuf, DiskStorage>>,
+    trees: Mutex<HashMap<PathBuf, DiskStorage>>,
 }
 
 impl DiskUsers {
@@ -110,10 +162,10 @@ impl DiskUsers {
     #[must_use]
     pub fn new(accounts: Accounts) -> Self {
         Self {
-            accounts: RwLock::new(accounts),
+            accounts: AccountsFile::new(accounts),
             fsync: false,
             pool: false,
-            trees: std::sync::Mutex::default(),
+            trees: Mutex::default(),
         }
     }
 
@@ -138,26 +190,7 @@ impl Users for DiskUsers {
     type Error = UsersError;
 
     fn check(&self, user: &str, password: &str) -> Result<Option<Login<DiskStorage>>, UsersError> {
-        let changed = self
-            .accounts
-            .read()
-            .map_err(|_| UsersError::Poisoned("accounts"))?
-            .changed_on_disk();
-        if changed {
-            let mut accounts = self
-                .accounts
-                .write()
-                .map_err(|_| UsersError::Poisoned("accounts"))?;
-            if let Err(e) = accounts.reload_if_changed() {
-                tracing::error!(error = %e, "cannot reload the users file; keeping the accounts loaded before");
-            }
-        }
-        let account = self
-            .accounts
-            .read()
-            .map_err(|_| UsersError::Poisoned("accounts"))?
-            .verify(user, password);
-        let Some(account) = account else {
+        let Some(account) = self.accounts.verify(user, password)? else {
             return Ok(None);
         };
         let mut trees = self
@@ -177,6 +210,91 @@ impl Users for DiskUsers {
                     .with_fsync(self.fsync)
                     .with_blocking_pool(self.pool);
                 trees.insert(account.home.clone(), tree.clone());
+                tree
+            }
+        };
+        Ok(Some(Login {
+            storage,
+            read_only: account.read_only,
+        }))
+    }
+}
+
+/// The key prefix of `user`'s home in a bucket, below the bucket's own prefix.
+#[must_use]
+pub fn object_home(user: &str) -> String {
+    format!("home/{user}")
+}
+
+/// Accounts in a users file, each jailed at its home in a bucket: the key prefix
+/// `PREFIX/home/<user>/` ([`object_home`]).
+#[derive(Debug)]
+pub struct ObjectUsers {
+    accounts: AccountsFile,
+    bucket: S3Config,
+    http: SmolHttp,
+    /// One tree per user, shared by that user's sessions (and their connections).
+    trees: Mutex<HashMap<String, ObjectStorage>>,
+}
+
+impl ObjectUsers {
+    /// Serves `accounts` with homes in `bucket`.
+    #[must_use]
+    pub fn new(accounts: Accounts, bucket: S3Config) -> Self {
+        Self {
+            accounts: AccountsFile::new(accounts),
+            bucket,
+            http: SmolHttp::new(),
+            trees: Mutex::default(),
+        }
+    }
+}
+
+/// The tree of `user`'s home in `bucket`, its folder marker made if missing (this also
+/// checks that the store answers). Blocks: call it on a blocking thread.
+///
+/// # Errors
+/// The store cannot be reached or refuses.
+pub fn open_object_home(
+    bucket: &S3Config,
+    http: &SmolHttp,
+    user: &str,
+) -> Result<ObjectStorage, UsersError> {
+    let fail = |source: ferry_backends::Error| UsersError::ObjectHome {
+        user: user.to_owned(),
+        source,
+    };
+    let tree = ObjectStorage::s3(&bucket.beneath(&object_home(user)), http).map_err(fail)?;
+    smol::block_on(tree.create_root()).map_err(fail)?;
+    Ok(tree)
+}
+
+impl Users for ObjectUsers {
+    type Storage = ObjectStorage;
+    type Error = UsersError;
+
+    fn check(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<Login<ObjectStorage>>, UsersError> {
+        let Some(account) = self.accounts.verify(user, password)? else {
+            return Ok(None);
+        };
+        let cached = self
+            .trees
+            .lock()
+            .map_err(|_| UsersError::Poisoned("trees"))?
+            .get(&account.name)
+            .cloned();
+        let storage = match cached {
+            Some(tree) => tree,
+            None => {
+                let tree = open_object_home(&self.bucket, &self.http, &account.name)?;
+                self.trees
+                    .lock()
+                    .map_err(|_| UsersError::Poisoned("trees"))?
+                    .insert(account.name.clone(), tree.clone());
                 tree
             }
         };

@@ -67,12 +67,12 @@ pub fn listing_memory() -> usize {
 
 /// One listing's share of [`HELD`], given back when the listing ends.
 #[derive(Debug, Default)]
-struct Held(usize);
+pub(crate) struct Held(usize);
 
 impl Held {
     /// Sets this listing's share to `bytes`. Returns whether all listings together stay
     /// within [`SORTED_LISTINGS_BUDGET`].
-    fn set(&mut self, bytes: usize) -> bool {
+    pub(crate) fn set(&mut self, bytes: usize) -> bool {
         let total = if bytes >= self.0 {
             HELD.fetch_add(bytes - self.0, Ordering::Relaxed) + (bytes - self.0)
         } else {

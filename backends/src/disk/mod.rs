@@ -92,7 +92,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-mod listing;
+pub(crate) mod listing;
 
 pub use listing::{DiskLister, MAX_SORTED_ENTRIES, SORTED_LISTINGS_BUDGET, listing_memory};
 
