@@ -317,6 +317,7 @@ impl H {
 
     /// Expects a storage request `op`, answers it with `result`.
     #[track_caller]
+    #[allow(clippy::needless_pass_by_value)] // Call sites read as the expected request.
     pub fn storage(&mut self, op: StorageOp, result: Result<StorageReply, StorageError>) {
         match self.event() {
             Request::Storage { id, op: got } => {
