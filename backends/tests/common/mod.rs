@@ -129,3 +129,12 @@ pub async fn mv<S: Storage>(s: &S, from: &str, to: &str) -> Result<(), StorageEr
 pub async fn cp<S: Storage>(s: &S, from: &str, to: &str) -> Result<u64, StorageError> {
     kind(s.copy(&p(from), &p(to)).await)
 }
+
+/// A proptest configuration of `cases` cases that keeps no failure files.
+pub fn cases(cases: u32) -> proptest::prelude::ProptestConfig {
+    proptest::prelude::ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    }
+}
