@@ -155,27 +155,19 @@ impl Dir {
     /// The folder at `path`: `NotFound` if a segment is missing, `NotADirectory` if one is a
     /// file (as the kernel's path walk answers).
     fn dir(&self, path: &VirtualPath) -> Result<&Self> {
-        let mut cur = self;
-        for seg in path.segments() {
-            cur = match cur.children.get(seg) {
-                Some(Node::Dir(d)) => d,
-                Some(Node::File(_)) => return fail(StorageError::NotADirectory),
-                None => return fail(StorageError::NotFound),
-            };
-        }
-        Ok(cur)
+        path.segments()
+            .try_fold(self, |cur, seg| match cur.children.get(seg) {
+                Some(Node::Dir(d)) => Ok(d),
+                other => fail(walk_error(other.is_some())),
+            })
     }
 
     fn dir_mut(&mut self, path: &VirtualPath) -> Result<&mut Self> {
-        let mut cur = self;
-        for seg in path.segments() {
-            cur = match cur.children.get_mut(seg) {
-                Some(Node::Dir(d)) => d,
-                Some(Node::File(_)) => return fail(StorageError::NotADirectory),
-                None => return fail(StorageError::NotFound),
-            };
-        }
-        Ok(cur)
+        path.segments()
+            .try_fold(self, |cur, seg| match cur.children.get_mut(seg) {
+                Some(Node::Dir(d)) => Ok(d),
+                other => fail(walk_error(other.is_some())),
+            })
     }
 
     /// What is at `path` (the root is this folder).
@@ -183,22 +175,29 @@ impl Dir {
         let Some(name) = path.file_name() else {
             return Ok(NodeRef::Dir(self));
         };
-        match self.dir(&path.parent())?.children.get(name) {
-            Some(Node::Dir(d)) => Ok(NodeRef::Dir(d)),
-            Some(Node::File(f)) => Ok(NodeRef::File(f)),
-            None => fail(StorageError::NotFound),
-        }
+        let node = self.dir(&path.parent())?.children.get(name);
+        node.map(NodeRef::from).ok_or_else(not_found)
     }
 
     fn lookup_mut(&mut self, path: &VirtualPath) -> Result<NodeMut<'_>> {
         let Some(name) = path.file_name() else {
             return Ok(NodeMut::Dir(self));
         };
-        match self.dir_mut(&path.parent())?.children.get_mut(name) {
-            Some(Node::Dir(d)) => Ok(NodeMut::Dir(d)),
-            Some(Node::File(f)) => Ok(NodeMut::File(f)),
-            None => fail(StorageError::NotFound),
-        }
+        let node = self.dir_mut(&path.parent())?.children.get_mut(name);
+        node.map(NodeMut::from).ok_or_else(not_found)
+    }
+
+    /// Puts `node` in this folder as `name`; the folder changes at `now`.
+    fn put(&mut self, name: &str, node: Node, now: UnixTime) {
+        self.children.insert(name.to_owned(), node);
+        self.modified = now;
+    }
+
+    /// Takes `name` out of this folder; the folder changes at `now` if it was there.
+    fn take(&mut self, name: &str, now: UnixTime) -> Option<Node> {
+        let node = self.children.remove(name)?;
+        self.modified = now;
+        Some(node)
     }
 
     /// The folder that holds `path` (not the root) and `path`'s name in it.
@@ -208,14 +207,46 @@ impl Dir {
     }
 }
 
+/// Why a path walk stops at a segment that is no folder: `NotADirectory` if a file is there
+/// (`found`), `NotFound` if nothing is (as the kernel's path walk answers).
+fn walk_error(found: bool) -> StorageError {
+    if found {
+        StorageError::NotADirectory
+    } else {
+        StorageError::NotFound
+    }
+}
+
+fn not_found() -> Error {
+    Error::new(StorageError::NotFound)
+}
+
 enum NodeRef<'a> {
     File(&'a FileRef),
     Dir(&'a Dir),
 }
 
+impl<'a> From<&'a Node> for NodeRef<'a> {
+    fn from(node: &'a Node) -> Self {
+        match node {
+            Node::File(f) => Self::File(f),
+            Node::Dir(d) => Self::Dir(d),
+        }
+    }
+}
+
 enum NodeMut<'a> {
     File(&'a FileRef),
     Dir(&'a mut Dir),
+}
+
+impl<'a> From<&'a mut Node> for NodeMut<'a> {
+    fn from(node: &'a mut Node) -> Self {
+        match node {
+            Node::File(f) => Self::File(f),
+            Node::Dir(d) => Self::Dir(d),
+        }
+    }
 }
 
 impl Default for MemoryStorage {
@@ -312,14 +343,38 @@ impl MemoryStorage {
         }
     }
 
-    fn open_write_now(&self, path: &VirtualPath, mode: WriteMode) -> Result<MemoryUpload> {
+    /// Checks `path`'s names and refuses the root with `at_root`; then, holding the tree, runs
+    /// `change` on the folder that holds `path`, `path`'s name in it and the time now.
+    fn in_parent<T>(
+        &self,
+        path: &VirtualPath,
+        at_root: StorageError,
+        change: impl FnOnce(&mut Dir, &str, UnixTime) -> Result<T>,
+    ) -> Result<T> {
         check_names(path)?;
         if path.is_root() {
-            return fail(StorageError::NotAFile);
+            return fail(at_root);
         }
         let now = self.now();
         let mut tree = self.tree();
         let (parent, name) = tree.parent_mut(path)?;
+        change(parent, name, now)
+    }
+
+    fn open_write_now(&self, path: &VirtualPath, mode: WriteMode) -> Result<MemoryUpload> {
+        self.in_parent(path, StorageError::NotAFile, |parent, name, now| {
+            self.open_write_in(parent, name, now, path, mode)
+        })
+    }
+
+    fn open_write_in(
+        &self,
+        parent: &mut Dir,
+        name: &str,
+        now: UnixTime,
+        path: &VirtualPath,
+        mode: WriteMode,
+    ) -> Result<MemoryUpload> {
         let existing = parent.children.get(name);
         let replaces =
             matches!(existing, Some(Node::File(_))) && matches!(mode, WriteMode::Replace);
@@ -343,10 +398,7 @@ impl MemoryStorage {
                     Some(Node::File(f)) => Arc::clone(f),
                     None => {
                         let f = FileData::new(Vec::new(), now);
-                        parent
-                            .children
-                            .insert(name.to_owned(), Node::File(Arc::clone(&f)));
-                        parent.modified = now;
+                        parent.put(name, Node::File(Arc::clone(&f)), now);
                         f
                     }
                 };
@@ -375,58 +427,43 @@ impl MemoryStorage {
     }
 
     fn make_dir_now(&self, path: &VirtualPath) -> Result<()> {
-        check_names(path)?;
-        if path.is_root() {
-            return fail(StorageError::AlreadyExists);
-        }
-        let now = self.now();
-        let mut tree = self.tree();
-        let (parent, name) = tree.parent_mut(path)?;
-        if parent.children.contains_key(name) {
-            return fail(StorageError::AlreadyExists);
-        }
-        parent
-            .children
-            .insert(name.to_owned(), Node::Dir(Dir::new(now)));
-        parent.modified = now;
-        Ok(())
+        self.in_parent(path, StorageError::AlreadyExists, |parent, name, now| {
+            if parent.children.contains_key(name) {
+                return fail(StorageError::AlreadyExists);
+            }
+            parent.put(name, Node::Dir(Dir::new(now)), now);
+            Ok(())
+        })
     }
 
     fn remove_dir_now(&self, path: &VirtualPath) -> Result<()> {
-        check_names(path)?;
-        if path.is_root() {
-            return fail(StorageError::PermissionDenied);
-        }
-        let now = self.now();
-        let mut tree = self.tree();
-        let (parent, name) = tree.parent_mut(path)?;
-        match parent.children.get(name) {
-            None => return fail(StorageError::NotFound),
-            Some(Node::File(_)) => return fail(StorageError::NotADirectory),
-            Some(Node::Dir(d)) if !d.children.is_empty() => return fail(StorageError::NotEmpty),
-            Some(Node::Dir(_)) => {}
-        }
-        parent.children.remove(name);
-        parent.modified = now;
-        Ok(())
+        self.in_parent(path, StorageError::PermissionDenied, |parent, name, now| {
+            match parent.children.get(name) {
+                None => return fail(StorageError::NotFound),
+                Some(Node::File(_)) => return fail(StorageError::NotADirectory),
+                Some(Node::Dir(d)) if !d.children.is_empty() => {
+                    return fail(StorageError::NotEmpty);
+                }
+                Some(Node::Dir(_)) => {}
+            }
+            parent.take(name, now);
+            Ok(())
+        })
     }
 
     fn remove_file_now(&self, path: &VirtualPath) -> Result<()> {
-        check_names(path)?;
-        if path.is_root() {
-            return fail(StorageError::NotAFile);
-        }
-        let now = self.now();
-        let mut tree = self.tree();
-        let (parent, name) = tree.parent_mut(path)?;
-        match parent.children.get(name) {
-            None => return fail(StorageError::NotFound),
-            Some(Node::Dir(_)) => return fail(StorageError::NotAFile),
-            Some(Node::File(_)) => {}
-        }
-        parent.children.remove(name);
-        parent.modified = now;
-        Ok(())
+        self.in_parent(
+            path,
+            StorageError::NotAFile,
+            |parent, name, now| match parent.children.get(name) {
+                None => fail(StorageError::NotFound),
+                Some(Node::Dir(_)) => fail(StorageError::NotAFile),
+                Some(Node::File(_)) => {
+                    parent.take(name, now);
+                    Ok(())
+                }
+            },
+        )
     }
 
     /// The order of checks is the disk tree's, so that both give the same kind when several
@@ -456,14 +493,12 @@ impl MemoryStorage {
             return fail(StorageError::BadName);
         }
         let (from_parent, from_name) = tree.parent_mut(from)?;
-        let Some(node) = from_parent.children.remove(from_name) else {
+        let Some(node) = from_parent.take(from_name, now) else {
             return fail(StorageError::NotFound);
         };
-        from_parent.modified = now;
         // Checked above: `to`'s parent exists and does not lie beneath `from`.
         let (to_parent, to_name) = tree.parent_mut(to)?;
-        to_parent.children.insert(to_name.to_owned(), node);
-        to_parent.modified = now;
+        to_parent.put(to_name, node, now);
         Ok(())
     }
 
@@ -489,8 +524,7 @@ impl MemoryStorage {
             modified: now,
             mode: FILE_MODE,
         }));
-        parent.children.insert(name.to_owned(), Node::File(file));
-        parent.modified = now;
+        parent.put(name, Node::File(file), now);
         Ok(len)
     }
 

@@ -208,24 +208,17 @@ fn hand_written_files_and_unreadable_ones() {
 fn removing_never_deletes_the_data_folder() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.toml");
-    fs::write(
-        &file,
-        format!("[[users]]\nname = \"a\"\npassword = \"{HASH}\"\nhome = \".\"\n"),
-    )
-    .unwrap();
-    let mut acc = Accounts::load(&file, dir.path()).unwrap();
-    let err = acc.remove("a", true).unwrap_err();
-    assert!(matches!(err, AccountsError::Home { .. }), "{err}");
-    assert!(file.exists());
-
     fs::create_dir(dir.path().join("x")).unwrap();
-    fs::write(
-        &file,
-        format!("[[users]]\nname = \"b\"\npassword = \"{HASH}\"\nhome = \"x/..\"\n"),
-    )
-    .unwrap();
-    let mut acc = Accounts::load(&file, dir.path()).unwrap();
-    let err = acc.remove("b", true).unwrap_err();
-    assert!(matches!(err, AccountsError::Home { .. }), "{err}");
-    assert!(file.exists() && dir.path().join("x").is_dir());
+    // Homes that are the data folder itself.
+    for (name, home) in [("a", "."), ("b", "x/..")] {
+        fs::write(
+            &file,
+            format!("[[users]]\nname = \"{name}\"\npassword = \"{HASH}\"\nhome = \"{home}\"\n"),
+        )
+        .unwrap();
+        let mut acc = Accounts::load(&file, dir.path()).unwrap();
+        let err = acc.remove(name, true).unwrap_err();
+        assert!(matches!(err, AccountsError::Home { .. }), "{name}: {err}");
+        assert!(file.exists() && dir.path().join("x").is_dir(), "{name}");
+    }
 }

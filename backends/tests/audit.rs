@@ -61,6 +61,10 @@ impl Write for Sink {
 }
 
 impl Sink {
+    fn set_failing(&self, on: bool) {
+        self.fail.store(on, Ordering::SeqCst);
+    }
+
     fn lines(&self) -> Vec<Value> {
         let out = self.out.lock().unwrap();
         let text = std::str::from_utf8(&out).unwrap();
@@ -83,8 +87,21 @@ fn audited<S: Storage>(inner: S, sink: &Sink) -> Audited<S> {
     Audited::new(inner, log, "alice", client())
 }
 
-/// (op, path, to, bytes, result) of a line, after checking the fixed fields.
-fn fields(v: &Value) -> (String, String, Option<String>, Option<u64>, String) {
+/// (op, path, to, bytes, result) of a line.
+type Row = (String, String, Option<String>, Option<u64>, String);
+
+/// Runs `script` on an audited memory tree that logs to a fresh [`Sink`]; returns the sink
+/// and the fields of the lines it got.
+fn on_memory(script: impl AsyncFnOnce(&Audited<MemoryStorage>, &Sink)) -> (Sink, Vec<Row>) {
+    let sink = Sink::default();
+    let s = audited(MemoryStorage::new(), &sink);
+    block_on(script(&s, &sink));
+    let got = sink.lines().iter().map(fields).collect();
+    (sink, got)
+}
+
+/// The fields of a line, after checking the fixed ones.
+fn fields(v: &Value) -> Row {
     assert_eq!(v["user"], "alice");
     assert_eq!(v["client"], "127.0.0.1:5555");
     let time = v["time"].as_str().unwrap();
@@ -104,13 +121,7 @@ fn fields(v: &Value) -> (String, String, Option<String>, Option<u64>, String) {
     )
 }
 
-fn row(
-    op: &str,
-    path: &str,
-    to: Option<&str>,
-    bytes: Option<u64>,
-    result: &str,
-) -> (String, String, Option<String>, Option<u64>, String) {
+fn row(op: &str, path: &str, to: Option<&str>, bytes: Option<u64>, result: &str) -> Row {
     (
         op.into(),
         path.into(),
@@ -120,20 +131,25 @@ fn row(
     )
 }
 
+/// Making the folder `path` is refused while the log is down, and works once it is back.
+async fn refused_until_the_log_is_back(s: &Audited<MemoryStorage>, sink: &Sink, path: &str) {
+    assert_eq!(kind(s.make_dir(&p(path)).await), Err(E::Other));
+    sink.set_failing(false);
+    s.make_dir(&p(path)).await.unwrap();
+}
+
 #[test]
 fn every_change_gives_one_line() {
-    let sink = Sink::default();
-    let s = audited(MemoryStorage::new(), &sink);
-    block_on(async {
+    let (sink, got) = on_memory(async |s, _| {
         s.make_dir(&p("/d")).await.unwrap();
-        assert_eq!(write(&s, "/d/f", W::Replace, b"hello").await, Ok(5));
-        assert_eq!(write(&s, "/d/n", W::CreateNew, b"new").await, Ok(3));
+        assert_eq!(write(s, "/d/f", W::Replace, b"hello").await, Ok(5));
+        assert_eq!(write(s, "/d/n", W::CreateNew, b"new").await, Ok(3));
         assert_eq!(
-            write(&s, "/d/n", W::CreateNew, b"again").await,
+            write(s, "/d/n", W::CreateNew, b"again").await,
             Err(E::AlreadyExists)
         );
-        assert_eq!(write(&s, "/d/f", W::Append, b"+++").await, Ok(3));
-        assert_eq!(write(&s, "/d/f", W::At(2), b"LL").await, Ok(2));
+        assert_eq!(write(s, "/d/f", W::Append, b"+++").await, Ok(3));
+        assert_eq!(write(s, "/d/f", W::At(2), b"LL").await, Ok(2));
         assert_eq!(s.copy(&p("/d/f"), &p("/d/g")).await.unwrap(), 4);
         s.rename(&p("/d/g"), &p("/d/h")).await.unwrap();
         s.set_modified(&p("/d/h"), UnixTime(1_000_000))
@@ -143,7 +159,7 @@ fn every_change_gives_one_line() {
         assert_eq!(kind(s.remove_dir(&p("/d")).await), Err(E::NotEmpty));
         s.remove_file(&p("/d/h")).await.unwrap();
         assert_eq!(
-            write(&s, "/nowhere/x", W::Replace, b"x").await,
+            write(s, "/nowhere/x", W::Replace, b"x").await,
             Err(E::NotFound)
         );
         let mut up = s.open_write(&p("/d/f"), W::Replace).await.unwrap();
@@ -154,14 +170,13 @@ fn every_change_gives_one_line() {
         drop(up);
         // Reads are not recorded.
         s.metadata(&p("/d/f")).await.unwrap();
-        list(&s, "/d").await.unwrap();
-        assert_eq!(read(&s, "/d/f").await.unwrap(), b"heLL");
+        list(s, "/d").await.unwrap();
+        assert_eq!(read(s, "/d/f").await.unwrap(), b"heLL");
         assert_eq!(
             kind(s.metadata(&p("/missing")).await).err(),
             Some(E::NotFound)
         );
     });
-    let got: Vec<_> = sink.lines().iter().map(fields).collect();
     let want = vec![
         row("mkdir", "/d", None, None, "ok"),
         row("upload", "/d/f", None, Some(5), "ok"),
@@ -189,18 +204,16 @@ fn every_change_gives_one_line() {
 
 #[test]
 fn an_upload_that_cannot_be_recorded_is_not_committed() {
-    let sink = Sink::default();
-    let s = audited(MemoryStorage::new(), &sink);
-    block_on(async {
-        put(&s, "/f", b"old").await;
+    let (_, got) = on_memory(async |s, sink| {
+        put(s, "/f", b"old").await;
         let mut up = s.open_write(&p("/f"), W::Replace).await.unwrap();
         up.write_all(b"new data").await.unwrap();
-        sink.fail.store(true, Ordering::SeqCst);
+        sink.set_failing(true);
         assert_eq!(kind(up.commit().await), Err(E::Other));
-        sink.fail.store(false, Ordering::SeqCst);
+        sink.set_failing(false);
         // The old file is intact; the line for the refused upload was never written, and
         // is not kept: nothing happened that it could record.
-        assert_eq!(read(&s, "/f").await.unwrap(), b"old");
+        assert_eq!(read(s, "/f").await.unwrap(), b"old");
         assert_eq!(s.log().pending(), 0);
         s.make_dir(&p("/d")).await.unwrap();
 
@@ -210,13 +223,10 @@ fn an_upload_that_cannot_be_recorded_is_not_committed() {
         up.write_all(b"newer").await.unwrap();
         sink.fail_after.store(20, Ordering::SeqCst);
         assert_eq!(kind(up.commit().await), Err(E::Other));
-        assert_eq!(read(&s, "/f").await.unwrap(), b"old");
+        assert_eq!(read(s, "/f").await.unwrap(), b"old");
         assert_eq!(s.log().pending(), 2);
-        assert_eq!(kind(s.make_dir(&p("/e")).await), Err(E::Other));
-        sink.fail.store(false, Ordering::SeqCst);
-        s.make_dir(&p("/e")).await.unwrap();
+        refused_until_the_log_is_back(s, sink, "/e").await;
     });
-    let got: Vec<_> = sink.lines().iter().map(fields).collect();
     assert_eq!(
         got,
         vec![
@@ -231,11 +241,9 @@ fn an_upload_that_cannot_be_recorded_is_not_committed() {
 
 #[test]
 fn a_broken_log_fails_closed_and_catches_up() {
-    let sink = Sink::default();
-    let s = audited(MemoryStorage::new(), &sink);
-    block_on(async {
-        put(&s, "/f", b"keep").await;
-        sink.fail.store(true, Ordering::SeqCst);
+    let (_, got) = on_memory(async |s, sink| {
+        put(s, "/f", b"keep").await;
+        sink.set_failing(true);
         // The change happens, its line cannot be written: the call fails, the line waits.
         assert_eq!(kind(s.make_dir(&p("/d")).await), Err(E::Other));
         assert!(s.inner().metadata(&p("/d")).await.is_ok());
@@ -253,20 +261,19 @@ fn a_broken_log_fails_closed_and_catches_up() {
             Some(E::Other)
         );
         assert_eq!(kind(s.set_mode(&p("/f"), 0o600).await), Err(E::Other));
-        assert_eq!(read(&s, "/f").await.unwrap(), b"keep");
+        assert_eq!(read(s, "/f").await.unwrap(), b"keep");
         assert_eq!(
             kind(s.inner().metadata(&p("/g")).await).err(),
             Some(E::NotFound)
         );
         // Reads still work.
-        assert_eq!(list(&s, "/").await.unwrap().len(), 2);
+        assert_eq!(list(s, "/").await.unwrap().len(), 2);
         assert_eq!(s.log().pending(), 1);
         // The log comes back: the pending line is written first, then the new one.
-        sink.fail.store(false, Ordering::SeqCst);
+        sink.set_failing(false);
         s.remove_file(&p("/f")).await.unwrap();
         assert_eq!(s.log().pending(), 0);
     });
-    let got: Vec<_> = sink.lines().iter().map(fields).collect();
     assert_eq!(
         got,
         vec![
@@ -279,20 +286,15 @@ fn a_broken_log_fails_closed_and_catches_up() {
 
 #[test]
 fn an_append_that_cannot_be_recorded_reports_an_error() {
-    let sink = Sink::default();
-    let s = audited(MemoryStorage::new(), &sink);
-    block_on(async {
+    let (_, got) = on_memory(async |s, sink| {
         let mut up = s.open_write(&p("/log"), W::Append).await.unwrap();
         up.write_all(b"data").await.unwrap();
-        sink.fail.store(true, Ordering::SeqCst);
+        sink.set_failing(true);
         assert_eq!(kind(up.commit().await), Err(E::Other));
         // Written through: the data is there, and its line is pending.
-        assert_eq!(read(&s, "/log").await.unwrap(), b"data");
-        assert_eq!(kind(s.make_dir(&p("/d")).await), Err(E::Other));
-        sink.fail.store(false, Ordering::SeqCst);
-        s.make_dir(&p("/d")).await.unwrap();
+        assert_eq!(read(s, "/log").await.unwrap(), b"data");
+        refused_until_the_log_is_back(s, sink, "/d").await;
     });
-    let got: Vec<_> = sink.lines().iter().map(fields).collect();
     assert_eq!(
         got,
         vec![
@@ -304,9 +306,7 @@ fn an_append_that_cannot_be_recorded_reports_an_error() {
 
 #[test]
 fn lines_cut_short_are_completed_not_repeated() {
-    let sink = Sink::default();
-    let s = audited(MemoryStorage::new(), &sink);
-    block_on(async {
+    let (_, got) = on_memory(async |s, sink| {
         // Small writes: a line takes several calls but stays whole.
         sink.chunk.store(7, Ordering::SeqCst);
         s.make_dir(&p("/a")).await.unwrap();
@@ -314,11 +314,8 @@ fn lines_cut_short_are_completed_not_repeated() {
         // The log fails 30 bytes into a line.
         sink.fail_after.store(30, Ordering::SeqCst);
         assert_eq!(kind(s.make_dir(&p("/b")).await), Err(E::Other));
-        assert_eq!(kind(s.make_dir(&p("/c")).await), Err(E::Other));
-        sink.fail.store(false, Ordering::SeqCst);
-        s.make_dir(&p("/c")).await.unwrap();
+        refused_until_the_log_is_back(s, sink, "/c").await;
     });
-    let got: Vec<_> = sink.lines().iter().map(fields).collect();
     assert_eq!(
         got,
         vec![

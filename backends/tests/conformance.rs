@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{block_on, kind, list, names, p, put, read, read_at, write};
+use common::{block_on, cp, kind, list, mv, names, p, put, read, read_at, write};
 use ferry_backends::{
     DiskStorage, FileKind, MemoryStorage, Storage, StorageError as E, TEMP_PREFIX, UnixTime,
     Upload, WriteMode as W,
@@ -280,21 +280,18 @@ async fn rename_file<S: Storage>(s: &S) {
     put(s, "/a", b"A").await;
     put(s, "/b", b"B").await;
     s.make_dir(&p("/d")).await.unwrap();
-    s.rename(&p("/a"), &p("/d/a2")).await.unwrap();
+    mv(s, "/a", "/d/a2").await.unwrap();
     assert_eq!(kind(s.metadata(&p("/a")).await), Err(E::NotFound));
     assert_eq!(read(s, "/d/a2").await.unwrap(), b"A");
     // Over an existing file: replaced.
-    s.rename(&p("/d/a2"), &p("/b")).await.unwrap();
+    mv(s, "/d/a2", "/b").await.unwrap();
     assert_eq!(read(s, "/b").await.unwrap(), b"A");
     assert_eq!(names(s, "/").await, ["b", "d"]);
     // Onto itself: nothing changes.
-    s.rename(&p("/b"), &p("/b")).await.unwrap();
+    mv(s, "/b", "/b").await.unwrap();
     assert_eq!(read(s, "/b").await.unwrap(), b"A");
     // Over a folder: refused.
-    assert_eq!(
-        kind(s.rename(&p("/b"), &p("/d")).await),
-        Err(E::AlreadyExists)
-    );
+    assert_eq!(mv(s, "/b", "/d").await, Err(E::AlreadyExists));
     assert_eq!(read(s, "/b").await.unwrap(), b"A");
 }
 
@@ -302,96 +299,69 @@ async fn rename_folder<S: Storage>(s: &S) {
     s.make_dir(&p("/a")).await.unwrap();
     s.make_dir(&p("/a/sub")).await.unwrap();
     put(s, "/a/sub/f", b"deep").await;
-    s.rename(&p("/a"), &p("/z")).await.unwrap();
+    mv(s, "/a", "/z").await.unwrap();
     assert_eq!(read(s, "/z/sub/f").await.unwrap(), b"deep");
     assert_eq!(names(s, "/").await, ["z"]);
-    s.rename(&p("/z"), &p("/z")).await.unwrap();
+    mv(s, "/z", "/z").await.unwrap();
     // Beneath itself: refused, nothing moves.
-    assert_eq!(
-        kind(s.rename(&p("/z"), &p("/z/sub/in")).await),
-        Err(E::BadName)
-    );
-    assert_eq!(
-        kind(s.rename(&p("/z"), &p("/z/new")).await),
-        Err(E::BadName)
-    );
-    assert_eq!(
-        kind(s.rename(&p("/z"), &p("/z/nowhere/x")).await),
-        Err(E::NotFound)
-    );
+    assert_eq!(mv(s, "/z", "/z/sub/in").await, Err(E::BadName));
+    assert_eq!(mv(s, "/z", "/z/new").await, Err(E::BadName));
+    assert_eq!(mv(s, "/z", "/z/nowhere/x").await, Err(E::NotFound));
     // Onto a folder (even an empty one) or a file: refused.
     s.make_dir(&p("/empty")).await.unwrap();
-    assert_eq!(
-        kind(s.rename(&p("/z"), &p("/empty")).await),
-        Err(E::AlreadyExists)
-    );
+    assert_eq!(mv(s, "/z", "/empty").await, Err(E::AlreadyExists));
     put(s, "/file", b"f").await;
-    assert_eq!(
-        kind(s.rename(&p("/z"), &p("/file")).await),
-        Err(E::AlreadyExists)
-    );
+    assert_eq!(mv(s, "/z", "/file").await, Err(E::AlreadyExists));
     assert_eq!(read(s, "/file").await.unwrap(), b"f");
     assert_eq!(read(s, "/z/sub/f").await.unwrap(), b"deep");
     // Into another folder.
-    s.rename(&p("/z/sub"), &p("/empty/sub")).await.unwrap();
+    mv(s, "/z/sub", "/empty/sub").await.unwrap();
     assert_eq!(read(s, "/empty/sub/f").await.unwrap(), b"deep");
     assert!(names(s, "/z").await.is_empty());
 }
 
-async fn rename_errors<S: Storage>(s: &S) {
+/// With a file `/f` and a folder `/d`, each of `cases` (from, to, kind) fails `op` with its
+/// kind, and nothing changes.
+async fn refused<S: Storage, T: PartialEq + std::fmt::Debug>(
+    s: &S,
+    op: impl AsyncFn(&str, &str) -> Result<T, E>,
+    cases: &[(&str, &str, E)],
+) {
     put(s, "/f", b"x").await;
     s.make_dir(&p("/d")).await.unwrap();
-    assert_eq!(
-        kind(s.rename(&p("/missing"), &p("/x")).await),
-        Err(E::NotFound)
-    );
-    assert_eq!(
-        kind(s.rename(&p("/nowhere/a"), &p("/x")).await),
-        Err(E::NotFound)
-    );
-    assert_eq!(
-        kind(s.rename(&p("/f"), &p("/nowhere/x")).await),
-        Err(E::NotFound)
-    );
-    assert_eq!(
-        kind(s.rename(&p("/f"), &p("/f/x")).await),
-        Err(E::NotADirectory)
-    );
-    assert_eq!(
-        kind(s.rename(&p("/f/x"), &p("/y")).await),
-        Err(E::NotADirectory)
-    );
-    assert_eq!(
-        kind(s.rename(&p("/"), &p("/x")).await),
-        Err(E::PermissionDenied)
-    );
-    assert_eq!(
-        kind(s.rename(&p("/d"), &p("/")).await),
-        Err(E::AlreadyExists)
-    );
-    assert_eq!(
-        kind(s.rename(&p("/f"), &p("/")).await),
-        Err(E::AlreadyExists)
-    );
+    for &(from, to, want) in cases {
+        assert_eq!(op(from, to).await, Err(want), "{from} -> {to}");
+    }
     assert_eq!(names(s, "/").await, ["d", "f"]);
+}
+
+async fn rename_errors<S: Storage>(s: &S) {
+    let cases = [
+        ("/missing", "/x", E::NotFound),
+        ("/nowhere/a", "/x", E::NotFound),
+        ("/f", "/nowhere/x", E::NotFound),
+        ("/f", "/f/x", E::NotADirectory),
+        ("/f/x", "/y", E::NotADirectory),
+        ("/", "/x", E::PermissionDenied),
+        ("/d", "/", E::AlreadyExists),
+        ("/f", "/", E::AlreadyExists),
+    ];
+    refused(s, async |from, to| mv(s, from, to).await, &cases).await;
 }
 
 async fn copy<S: Storage>(s: &S) {
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     put(s, "/src", &data).await;
     s.make_dir(&p("/d")).await.unwrap();
-    assert_eq!(
-        kind(s.copy(&p("/src"), &p("/d/dst")).await),
-        Ok(data.len() as u64)
-    );
+    assert_eq!(cp(s, "/src", "/d/dst").await, Ok(data.len() as u64));
     assert_eq!(read(s, "/d/dst").await.unwrap(), data);
     assert_eq!(read(s, "/src").await.unwrap(), data);
     // Over an existing file: replaced.
     put(s, "/small", b"small").await;
-    assert_eq!(kind(s.copy(&p("/small"), &p("/d/dst")).await), Ok(5));
+    assert_eq!(cp(s, "/small", "/d/dst").await, Ok(5));
     assert_eq!(read(s, "/d/dst").await.unwrap(), b"small");
     // Onto itself.
-    assert_eq!(kind(s.copy(&p("/small"), &p("/small")).await), Ok(5));
+    assert_eq!(cp(s, "/small", "/small").await, Ok(5));
     assert_eq!(read(s, "/small").await.unwrap(), b"small");
     // The copy is independent of its source.
     put(s, "/small", b"changed").await;
@@ -400,28 +370,16 @@ async fn copy<S: Storage>(s: &S) {
 }
 
 async fn copy_errors<S: Storage>(s: &S) {
-    put(s, "/f", b"x").await;
-    s.make_dir(&p("/d")).await.unwrap();
-    assert_eq!(
-        kind(s.copy(&p("/missing"), &p("/x")).await),
-        Err(E::NotFound)
-    );
-    assert_eq!(kind(s.copy(&p("/d"), &p("/x")).await), Err(E::NotAFile));
-    assert_eq!(kind(s.copy(&p("/"), &p("/x")).await), Err(E::NotAFile));
-    assert_eq!(
-        kind(s.copy(&p("/f"), &p("/d")).await),
-        Err(E::AlreadyExists)
-    );
-    assert_eq!(kind(s.copy(&p("/f"), &p("/")).await), Err(E::AlreadyExists));
-    assert_eq!(
-        kind(s.copy(&p("/f"), &p("/nowhere/x")).await),
-        Err(E::NotFound)
-    );
-    assert_eq!(
-        kind(s.copy(&p("/f"), &p("/f/x")).await),
-        Err(E::NotADirectory)
-    );
-    assert_eq!(names(s, "/").await, ["d", "f"]);
+    let cases = [
+        ("/missing", "/x", E::NotFound),
+        ("/d", "/x", E::NotAFile),
+        ("/", "/x", E::NotAFile),
+        ("/f", "/d", E::AlreadyExists),
+        ("/f", "/", E::AlreadyExists),
+        ("/f", "/nowhere/x", E::NotFound),
+        ("/f", "/f/x", E::NotADirectory),
+    ];
+    refused(s, async |from, to| cp(s, from, to).await, &cases).await;
 }
 
 async fn set_modified<S: Storage>(s: &S) {

@@ -30,40 +30,45 @@ fn temporaries(dir: &Path) -> usize {
         .count()
 }
 
-#[test]
-fn uploads_leave_no_debris() {
+/// Runs `script` on a disk tree in a fresh temporary folder (`root`).
+fn in_a_temporary_folder(script: impl AsyncFnOnce(&DiskStorage, &Path)) {
     let dir = tempfile::tempdir().unwrap();
     let s = DiskStorage::new(dir.path()).unwrap();
-    block_on(async {
-        put(&s, "/f", b"old").await;
+    block_on(script(&s, dir.path()));
+}
+
+#[test]
+fn uploads_leave_no_debris() {
+    in_a_temporary_folder(async |s, root| {
+        put(s, "/f", b"old").await;
         // While an upload runs, its temporary sits beside the target, hidden.
         let mut up = s.open_write(&p("/f"), W::Replace).await.unwrap();
         up.write_all(b"new").await.unwrap();
         up.flush().await.unwrap();
-        assert_eq!(temporaries(dir.path()), 1);
-        assert_eq!(names(&s, "/").await, ["f"]);
+        assert_eq!(temporaries(root), 1);
+        assert_eq!(names(s, "/").await, ["f"]);
         up.abort().await;
-        assert_eq!(on_disk(dir.path()), ["f"]);
+        assert_eq!(on_disk(root), ["f"]);
         // Dropped.
         let mut up = s.open_write(&p("/f"), W::Replace).await.unwrap();
         up.write_all(b"new").await.unwrap();
         drop(up);
-        assert_eq!(on_disk(dir.path()), ["f"]);
+        assert_eq!(on_disk(root), ["f"]);
         // A CreateNew that loses the race.
         let up = s.open_write(&p("/g"), W::CreateNew).await.unwrap();
-        put(&s, "/g", b"winner").await;
+        put(s, "/g", b"winner").await;
         assert_eq!(kind(up.commit().await), Err(E::AlreadyExists));
-        assert_eq!(on_disk(dir.path()), ["f", "g"]);
+        assert_eq!(on_disk(root), ["f", "g"]);
         // A commit whose target became a folder.
         let up = s.open_write(&p("/h"), W::Replace).await.unwrap();
         s.make_dir(&p("/h")).await.unwrap();
         assert_eq!(kind(up.commit().await), Err(E::NotAFile));
-        assert_eq!(on_disk(dir.path()), ["f", "g", "h"]);
+        assert_eq!(on_disk(root), ["f", "g", "h"]);
         // Committed.
-        write(&s, "/f", W::Replace, b"new").await.unwrap();
+        write(s, "/f", W::Replace, b"new").await.unwrap();
         s.copy(&p("/f"), &p("/c")).await.unwrap();
-        assert_eq!(on_disk(dir.path()), ["c", "f", "g", "h"]);
-        assert_eq!(read(&s, "/f").await.unwrap(), b"new");
+        assert_eq!(on_disk(root), ["c", "f", "g", "h"]);
+        assert_eq!(read(s, "/f").await.unwrap(), b"new");
     });
 }
 
@@ -101,10 +106,8 @@ fn stale_temporaries_are_removed_and_hidden() {
 
 #[test]
 fn readers_hand_out_their_descriptor() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = DiskStorage::new(dir.path()).unwrap();
-    block_on(async {
-        put(&s, "/f", b"0123456789").await;
+    in_a_temporary_folder(async |s, _| {
+        put(s, "/f", b"0123456789").await;
         let (r, _) = s.open_read(&p("/f"), 4).await.unwrap();
         let fd = r.as_raw_file().expect("a disk reader has a descriptor");
         // The descriptor is the file itself: positioned at the offset, readable with pread.

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{block_on, kind, list, p, read};
+use common::{block_on, cases, kind, list, p, read};
 use ferry_backends::{DiskStorage, Storage, UnixTime, Upload, WriteMode};
 use futures_lite::io::AsyncWriteExt;
 use proptest::prelude::*;
@@ -263,11 +263,7 @@ fn check(ops: &[Op], walking: bool) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 96,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(cases(96))]
 
     #[test]
     fn nothing_outside_is_read_listed_or_changed(ops in prop::collection::vec(op(), 1..30)) {

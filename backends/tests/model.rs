@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{block_on, kind, list, p, read_at, snapshot};
+use common::{block_on, cases, kind, list, p, read_at, snapshot};
 use ferry_backends::{
     DiskStorage, FileKind, MemoryStorage, Storage, StorageError, UnixTime, Upload, WriteMode,
 };
@@ -166,11 +166,7 @@ fn check(ops: &[Op], walking: bool) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 128,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(cases(128))]
 
     #[test]
     fn disk_behaves_like_memory(ops in prop::collection::vec(op(), 1..60)) {
@@ -179,11 +175,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 48,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(cases(48))]
 
     #[test]
     fn walking_disk_behaves_like_memory(ops in prop::collection::vec(op(), 1..60)) {

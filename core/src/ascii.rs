@@ -5,6 +5,17 @@
 //! drops the CR of each CR LF and keeps any other CR. Both carry one flag between chunks,
 //! so a CR LF split across two reads converts the same as in one.
 
+/// Writes `bytes` into `output` at `*o` and moves `*o` past them, if they all fit; says
+/// whether they did.
+fn emit(output: &mut [u8], o: &mut usize, bytes: &[u8]) -> bool {
+    let Some(dst) = output.get_mut(*o..*o + bytes.len()) else {
+        return false;
+    };
+    dst.copy_from_slice(bytes);
+    *o += bytes.len();
+    true
+}
+
 /// LF to CR LF, for sending.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ToNetwork {
@@ -21,27 +32,21 @@ impl ToNetwork {
     /// Converts as much of `input` as fits in `output`. Returns (bytes of `input` consumed,
     /// bytes written). With an `output` of at least 2 bytes it always makes progress.
     pub fn convert(&mut self, input: &[u8], output: &mut [u8]) -> (usize, usize) {
-        let (mut i, mut o) = (0, 0);
-        while i < input.len() {
-            let b = input[i];
-            if b == b'\n' && !self.after_cr {
-                if o + 2 > output.len() {
-                    break;
-                }
-                output[o] = b'\r';
-                output[o + 1] = b'\n';
-                o += 2;
+        let (mut used, mut o) = (0, 0);
+        for &b in input {
+            let one = [b];
+            let bytes: &[u8] = if b == b'\n' && !self.after_cr {
+                b"\r\n"
             } else {
-                if o == output.len() {
-                    break;
-                }
-                output[o] = b;
-                o += 1;
+                &one
+            };
+            if !emit(output, &mut o, bytes) {
+                break;
             }
             self.after_cr = b == b'\r';
-            i += 1;
+            used += 1;
         }
-        (i, o)
+        (used, o)
     }
 }
 
@@ -68,20 +73,16 @@ impl FromNetwork {
             let b = input[i];
             if self.held_cr {
                 if b == b'\n' {
-                    if o == output.len() {
+                    if !emit(output, &mut o, b"\n") {
                         break;
                     }
-                    output[o] = b'\n';
-                    o += 1;
                     i += 1;
                     self.held_cr = false;
                     continue;
                 }
-                if o == output.len() {
+                if !emit(output, &mut o, b"\r") {
                     break;
                 }
-                output[o] = b'\r';
-                o += 1;
                 self.held_cr = false;
             }
             if b == b'\r' {
@@ -89,11 +90,9 @@ impl FromNetwork {
                 i += 1;
                 continue;
             }
-            if o == output.len() {
+            if !emit(output, &mut o, &[b]) {
                 break;
             }
-            output[o] = b;
-            o += 1;
             i += 1;
         }
         (i, o)
@@ -117,33 +116,35 @@ mod tests {
     use super::*;
     use std::vec::Vec;
 
-    fn to_net(input: &[u8], chunk: usize, out_len: usize) -> Vec<u8> {
-        let mut c = ToNetwork::new();
+    /// Feeds `input` to `convert` in pieces of `chunk` bytes, through an output buffer of
+    /// `out_len` bytes; returns what it wrote and the buffer.
+    fn run(
+        input: &[u8],
+        chunk: usize,
+        out_len: usize,
+        mut convert: impl FnMut(&[u8], &mut [u8]) -> (usize, usize),
+    ) -> (Vec<u8>, Vec<u8>) {
         let mut res = Vec::new();
         let mut out = std::vec![0u8; out_len];
         for piece in input.chunks(chunk) {
             let mut rest = piece;
             while !rest.is_empty() {
-                let (used, n) = c.convert(rest, &mut out);
+                let (used, n) = convert(rest, &mut out);
                 res.extend_from_slice(&out[..n]);
                 rest = &rest[used..];
             }
         }
-        res
+        (res, out)
+    }
+
+    fn to_net(input: &[u8], chunk: usize, out_len: usize) -> Vec<u8> {
+        let mut c = ToNetwork::new();
+        run(input, chunk, out_len, |i, o| c.convert(i, o)).0
     }
 
     fn from_net(input: &[u8], chunk: usize, out_len: usize) -> Vec<u8> {
         let mut c = FromNetwork::new();
-        let mut res = Vec::new();
-        let mut out = std::vec![0u8; out_len];
-        for piece in input.chunks(chunk) {
-            let mut rest = piece;
-            while !rest.is_empty() {
-                let (used, n) = c.convert(rest, &mut out);
-                res.extend_from_slice(&out[..n]);
-                rest = &rest[used..];
-            }
-        }
+        let (mut res, mut out) = run(input, chunk, out_len, |i, o| c.convert(i, o));
         let n = c.finish(&mut out);
         res.extend_from_slice(&out[..n]);
         res

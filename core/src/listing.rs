@@ -365,34 +365,24 @@ mod tests {
 
     const NOW: UnixTime = UnixTime(1_795_363_898); // 2026-11-22T16:11:38Z
 
+    /// The `ls -l` line of the entry `name` with `meta`.
+    fn list_line(name: &str, meta: Metadata) -> String {
+        let mut s = String::new();
+        write_list_line(&mut s, &Entry { name, meta }, NOW).unwrap();
+        s
+    }
+
     #[test]
     fn list_lines_look_like_ls() {
-        let mut s = String::new();
-        let e = Entry {
-            name: "report 1.txt",
-            meta: meta(FileKind::File, 1234, NOW.0 - 60, None),
-        };
-        write_list_line(&mut s, &e, NOW).unwrap();
         assert_eq!(
-            s,
+            list_line("report 1.txt", meta(FileKind::File, 1234, NOW.0 - 60, None)),
             "-rw-r--r--    1 ftp      ftp              1234 Nov 22 16:10 report 1.txt\r\n"
         );
-        s.clear();
-        let e = Entry {
-            name: "old",
-            meta: meta(FileKind::Dir, 0, 1_600_000_000, Some(0o1777)),
-        };
-        write_list_line(&mut s, &e, NOW).unwrap();
         assert_eq!(
-            s,
+            list_line("old", meta(FileKind::Dir, 0, 1_600_000_000, Some(0o1777))),
             "drwxrwxrwt    1 ftp      ftp              4096 Sep 13  2020 old\r\n"
         );
-        s.clear();
-        let e = Entry {
-            name: "x",
-            meta: meta(FileKind::File, 0, NOW.0, Some(0o6711)),
-        };
-        write_list_line(&mut s, &e, NOW).unwrap();
+        let s = list_line("x", meta(FileKind::File, 0, NOW.0, Some(0o6711)));
         assert!(s.starts_with("-rws--s--x"), "{s}");
     }
 

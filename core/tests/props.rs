@@ -60,6 +60,35 @@ fn material() -> impl Strategy<Value = Material> {
         })
 }
 
+const TYPES: [DataType; 4] = [
+    DataType::Ascii,
+    DataType::AsciiNonPrint,
+    DataType::Image,
+    DataType::Local8,
+];
+const MODES: [TransferMode; 3] = [
+    TransferMode::Stream,
+    TransferMode::Block,
+    TransferMode::Compressed,
+];
+const STRUCTURES: [FileStructure; 3] = [
+    FileStructure::File,
+    FileStructure::Record,
+    FileStructure::Page,
+];
+const EPSV_ARGS: [EpsvArg; 4] = [EpsvArg::Any, EpsvArg::V4, EpsvArg::V6, EpsvArg::All];
+const PROT_LEVELS: [ProtLevel; 4] = [
+    ProtLevel::Clear,
+    ProtLevel::Safe,
+    ProtLevel::Confidential,
+    ProtLevel::Private,
+];
+
+/// One of `options`, chosen by `n`.
+fn pick<T: Copy>(options: &[T], n: u64) -> T {
+    options[(n % options.len() as u64) as usize]
+}
+
 fn build(m: &Material) -> Command<'_> {
     let t = m.text.as_str();
     let v4 = match m.addr {
@@ -75,34 +104,13 @@ fn build(m: &Material) -> Command<'_> {
         5 => Command::Pwd { x: m.x },
         6 => Command::Cwd { path: t, x: m.x },
         7 => Command::Cdup { x: m.x },
-        8 => Command::Type(
-            [
-                DataType::Ascii,
-                DataType::AsciiNonPrint,
-                DataType::Image,
-                DataType::Local8,
-            ][(m.n % 4) as usize],
-        ),
-        9 => Command::Mode(
-            [
-                TransferMode::Stream,
-                TransferMode::Block,
-                TransferMode::Compressed,
-            ][(m.n % 3) as usize],
-        ),
-        10 => Command::Stru(
-            [
-                FileStructure::File,
-                FileStructure::Record,
-                FileStructure::Page,
-            ][(m.n % 3) as usize],
-        ),
+        8 => Command::Type(pick(&TYPES, m.n)),
+        9 => Command::Mode(pick(&MODES, m.n)),
+        10 => Command::Stru(pick(&STRUCTURES, m.n)),
         11 => Command::Port(v4),
         12 => Command::Pasv,
         13 => Command::Eprt(m.addr),
-        14 => Command::Epsv(
-            [EpsvArg::Any, EpsvArg::V4, EpsvArg::V6, EpsvArg::All][(m.n % 4) as usize],
-        ),
+        14 => Command::Epsv(pick(&EPSV_ARGS, m.n)),
         15 => Command::Rest(m.n),
         16 => Command::Retr(t),
         17 => Command::Stor(t),
@@ -152,14 +160,7 @@ fn build(m: &Material) -> Command<'_> {
             AuthMechanism::Ssl
         }),
         47 => Command::Pbsz(m.n),
-        48 => Command::Prot(
-            [
-                ProtLevel::Clear,
-                ProtLevel::Safe,
-                ProtLevel::Confidential,
-                ProtLevel::Private,
-            ][(m.n % 4) as usize],
-        ),
+        48 => Command::Prot(pick(&PROT_LEVELS, m.n)),
         _ => Command::List(ListArgs {
             options: "",
             path: None,

@@ -3,14 +3,20 @@
 
 mod harness;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use ferry_core::{
-    Config, DataChannel, Family, FileKind, ListFormat, LoginError, LoginInfo, Metadata, Outcome,
-    Request, StorageError, StorageOp, StorageReply, TlsMode, TransferError, TransferKind, UnixTime,
-    VirtualPath, WriteMode,
+    Config, DataChannel, DataError, Family, FileKind, ListFormat, ListRequest, LoginError,
+    LoginInfo, Metadata, OpId, Outcome, Request, StorageError, StorageOp, StorageReply, TlsMode,
+    Transfer, TransferError, TransferKind, UnixTime, VirtualPath, WriteMode,
 };
 use harness::H;
+
+type StorageResult = Result<StorageReply, StorageError>;
+
+const DONE: StorageResult = Ok(StorageReply::Done);
+const NOT_FOUND: StorageResult = Err(StorageError::NotFound);
 
 fn p(s: &str) -> VirtualPath {
     VirtualPath::parse(s).unwrap()
@@ -34,48 +40,164 @@ fn dir() -> Metadata {
     }
 }
 
-/// Expects a storage request `op`, answers it with `result`.
-#[track_caller]
-fn storage(h: &mut H, op: StorageOp, result: Result<StorageReply, StorageError>) {
-    match h.event() {
-        Request::Storage { id, op: got } => {
-            assert_eq!(got, op);
-            h.outcome(Outcome::StorageDone { id, result });
-        }
-        other => panic!("want storage {op:?}, got {other:?}"),
+/// The metadata request for `path`.
+fn md(path: &str) -> StorageOp {
+    StorageOp::Metadata(p(path))
+}
+
+/// Storage's answer to a metadata request.
+fn found(m: Metadata) -> StorageResult {
+    Ok(StorageReply::Metadata(m))
+}
+
+fn retrieve(path: &str, offset: u64) -> TransferKind {
+    TransferKind::Retrieve {
+        path: p(path),
+        offset,
     }
+}
+
+fn store(path: &str, mode: WriteMode) -> TransferKind {
+    TransferKind::Store {
+        path: p(path),
+        mode,
+    }
+}
+
+fn logged_in() -> H {
+    let mut h = H::new();
+    h.login();
+    h
 }
 
 /// Logs in and opens a passive listener.
 fn ready() -> H {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     pasv(&mut h);
     h
 }
 
 fn pasv(h: &mut H) {
     h.send("PASV");
-    let Request::OpenPassive { id, family } = h.event() else {
-        panic!("want OpenPassive")
-    };
-    assert_eq!(family, Family::V4);
-    h.outcome(Outcome::PassiveOpened {
-        id,
-        result: Ok("127.0.0.1:40001".parse().unwrap()),
-    });
+    passive(h, Family::V4, Ok("127.0.0.1:40001".parse().unwrap()));
     assert_eq!(
         h.reply(),
         "227 Entering Passive Mode (127,0,0,1,156,65).\r\n"
     );
 }
 
+/// Expects a request for a passive listener of `family`, answers it with `result`.
 #[track_caller]
-fn transfer(h: &mut H) -> ferry_core::Transfer {
+fn passive(h: &mut H, family: Family, result: Result<SocketAddr, DataError>) {
+    let Request::OpenPassive { id, family: got } = h.event() else {
+        panic!("want OpenPassive")
+    };
+    assert_eq!(got, family);
+    h.outcome(Outcome::PassiveOpened { id, result });
+}
+
+/// After the greeting: USER `user` and PASS `password`; returns the password check's id.
+#[track_caller]
+fn pending_login(h: &mut H, user: &str, password: &str) -> OpId {
+    h.cmd(&format!("USER {user}"), 331);
+    h.send(&format!("PASS {password}"));
+    let Request::CheckLogin { id, .. } = h.event() else {
+        panic!("want CheckLogin")
+    };
+    id
+}
+
+/// After the greeting: USER `user`, PASS, and the password check answered with `result`.
+#[track_caller]
+fn log_in(h: &mut H, user: &str, result: Result<LoginInfo, LoginError>) {
+    let id = pending_login(h, user, "x");
+    h.outcome(Outcome::LoginChecked { id, result });
+}
+
+fn login_after_greeting(h: &mut H) {
+    log_in(h, "bench", Ok(LoginInfo::default()));
+    h.expect(230);
+}
+
+/// Sends each line and expects one reply of its code.
+#[track_caller]
+fn cmds(h: &mut H, script: &[(&str, u16)]) {
+    for &(line, code) in script {
+        h.cmd(line, code);
+    }
+}
+
+/// Sends `line`, takes the transfer it asks for, opens it (of `size`) and reads the 150.
+#[track_caller]
+fn start(h: &mut H, line: &str, size: Option<u64>) -> Transfer {
+    h.send(line);
+    let t = transfer(h);
+    opened(h, &t, size);
+    h.expect(150);
+    t
+}
+
+fn rename(from: &str, to: &str) -> StorageOp {
+    StorageOp::Rename {
+        from: p(from),
+        to: p(to),
+    }
+}
+
+fn copy(from: &str, to: &str) -> StorageOp {
+    StorageOp::Copy {
+        from: p(from),
+        to: p(to),
+    }
+}
+
+#[track_caller]
+fn transfer(h: &mut H) -> Transfer {
     match h.event() {
         Request::Transfer(t) => t,
         other => panic!("want transfer, got {other:?}"),
     }
+}
+
+/// The listing a transfer sends.
+#[track_caller]
+fn list(t: &Transfer) -> &ListRequest {
+    match &t.kind {
+        TransferKind::List(l) => l,
+        other => panic!("want a listing, got {other:?}"),
+    }
+}
+
+fn opened(h: &mut H, t: &Transfer, size: Option<u64>) {
+    h.outcome(Outcome::TransferOpened { id: t.id, size });
+}
+
+fn finished(h: &mut H, t: &Transfer, result: Result<u64, TransferError>) {
+    h.outcome(Outcome::TransferFinished { id: t.id, result });
+}
+
+/// A session with `config`, its greeting read.
+fn greeted(config: Config) -> H {
+    let mut h = H::with_config(config);
+    h.expect(220);
+    h
+}
+
+fn with_tls(tls: TlsMode) -> H {
+    greeted(Config {
+        tls,
+        ..Config::default()
+    })
+}
+
+/// Logged in, with a 10 s idle timeout.
+fn idle_after_10s() -> H {
+    let mut h = H::with_config(Config {
+        idle_timeout: Duration::from_secs(10),
+        ..Config::default()
+    });
+    h.login();
+    h
 }
 
 #[test]
@@ -92,8 +214,7 @@ fn greeting_and_quit() {
 
 #[test]
 fn login_success_and_user_getter() {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     assert_eq!(h.s.user(), Some("bench"));
     h.cmd("PASS again", 202);
     h.cmd("USER other", 503);
@@ -101,15 +222,13 @@ fn login_success_and_user_getter() {
 
 #[test]
 fn pass_before_user_is_a_bad_sequence() {
-    let mut h = H::new();
-    h.expect(220);
+    let mut h = greeted(Config::default());
     h.cmd("PASS x", 503);
 }
 
 #[test]
 fn commands_before_login_get_530() {
-    let mut h = H::new();
-    h.expect(220);
+    let mut h = greeted(Config::default());
     for line in [
         "PWD",
         "CWD /",
@@ -169,8 +288,7 @@ fn commands_before_login_get_530() {
 
 #[test]
 fn failed_logins_are_delayed_growing_then_cut_off() {
-    let mut h = H::new();
-    h.expect(220);
+    let mut h = greeted(Config::default());
     let mut delays = Vec::new();
     for attempt in 1..=3 {
         h.cmd("USER bench", 331);
@@ -215,39 +333,22 @@ fn failed_logins_are_delayed_growing_then_cut_off() {
 
 #[test]
 fn login_service_unavailable_closes() {
-    let mut h = H::new();
-    h.expect(220);
-    h.cmd("USER bench", 331);
-    h.send("PASS x");
-    let Request::CheckLogin { id, .. } = h.event() else {
-        panic!()
-    };
-    h.outcome(Outcome::LoginChecked {
-        id,
-        result: Err(LoginError::Unavailable),
-    });
+    let mut h = greeted(Config::default());
+    log_in(&mut h, "bench", Err(LoginError::Unavailable));
     h.expect(421);
     assert!(h.closed);
 }
 
 #[test]
 fn stale_outcomes_are_ignored() {
-    let mut h = H::new();
-    h.expect(220);
-    h.cmd("USER bench", 331);
-    h.send("PASS secret");
-    let Request::CheckLogin { id, .. } = h.event() else {
-        panic!()
-    };
-    let stale = ferry_core::OpId(id.0 + 7);
+    let mut h = greeted(Config::default());
+    let id = pending_login(&mut h, "bench", "secret");
+    let stale = OpId(id.0 + 7);
     h.outcome(Outcome::LoginChecked {
         id: stale,
         result: Ok(LoginInfo::default()),
     });
-    h.outcome(Outcome::StorageDone {
-        id,
-        result: Ok(StorageReply::Done),
-    });
+    h.outcome(Outcome::StorageDone { id, result: DONE });
     h.outcome(Outcome::TlsEstablished);
     h.quiet();
     h.outcome(Outcome::LoginChecked {
@@ -259,83 +360,47 @@ fn stale_outcomes_are_ignored() {
 
 #[test]
 fn pwd_cwd_cdup_and_x_variants() {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     assert_eq!(h.cmd("PWD", 257), "257 \"/\" is the current directory.\r\n");
-    h.send("CWD docs");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/docs")),
-        Ok(StorageReply::Metadata(dir())),
-    );
-    h.expect(250);
+    h.ask("CWD docs", md("/docs"), found(dir()), 250);
     assert_eq!(
         h.cmd("XPWD", 257),
         "257 \"/docs\" is the current directory.\r\n"
     );
-    h.send("XCWD sub");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/docs/sub")),
-        Ok(StorageReply::Metadata(file(1))),
+    h.ask("XCWD sub", md("/docs/sub"), found(file(1)), 550);
+    assert_eq!(
+        h.ask("CWD missing", md("/docs/missing"), NOT_FOUND, 550),
+        "550 No such file or directory.\r\n"
     );
-    h.expect(550);
-    h.send("CWD missing");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/docs/missing")),
-        Err(StorageError::NotFound),
-    );
-    assert_eq!(h.reply(), "550 No such file or directory.\r\n");
     assert_eq!(h.s.cwd().as_str(), "/docs");
-    h.send("CDUP");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/")),
-        Ok(StorageReply::Metadata(dir())),
-    );
-    h.expect(250);
-    h.send("XCUP");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/")),
-        Ok(StorageReply::Metadata(dir())),
-    );
-    h.expect(250);
+    h.ask("CDUP", md("/"), found(dir()), 250);
+    h.ask("XCUP", md("/"), found(dir()), 250);
     // Traversal stays at the root.
-    h.send("CWD ../../../etc");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/etc")),
-        Err(StorageError::NotFound),
-    );
-    h.expect(550);
-    h.send("CWD ..\\..\\windows");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/windows")),
-        Err(StorageError::NotFound),
-    );
-    h.expect(550);
+    h.ask("CWD ../../../etc", md("/etc"), NOT_FOUND, 550);
+    h.ask("CWD ..\\..\\windows", md("/windows"), NOT_FOUND, 550);
     h.cmd("CWD a\u{7f}b", 501);
 }
 
 #[test]
 fn type_mode_stru() {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     assert_eq!(h.cmd("TYPE I", 200), "200 Switching to Binary mode.\r\n");
     assert_eq!(h.cmd("TYPE A", 200), "200 Switching to ASCII mode.\r\n");
-    h.cmd("TYPE L 8", 200);
-    h.cmd("TYPE A N", 200);
-    h.cmd("TYPE E", 504);
-    h.cmd("TYPE Q", 501);
-    h.cmd("MODE S", 200);
-    h.cmd("MODE B", 504);
-    h.cmd("MODE C", 504);
-    h.cmd("STRU F", 200);
-    h.cmd("STRU R", 504);
-    h.cmd("STRU P", 504);
+    cmds(
+        &mut h,
+        &[
+            ("TYPE L 8", 200),
+            ("TYPE A N", 200),
+            ("TYPE E", 504),
+            ("TYPE Q", 501),
+            ("MODE S", 200),
+            ("MODE B", 504),
+            ("MODE C", 504),
+            ("STRU F", 200),
+            ("STRU R", 504),
+            ("STRU P", 504),
+        ],
+    );
 }
 
 #[test]
@@ -352,20 +417,24 @@ fn type_is_carried_into_transfers() {
 
 #[test]
 fn port_and_eprt_refuse_bounces() {
-    let mut h = H::new();
-    h.login();
-    h.cmd("PORT 127,0,0,1,4,1", 200);
-    h.cmd("EPRT |1|127.0.0.1|1025|", 200);
-    h.cmd("PORT 10,0,0,1,4,1", 504);
-    h.cmd("PORT 127,0,0,1,0,21", 504);
-    h.cmd("PORT 127,0,0,1,3,255", 504);
-    h.cmd("EPRT |1|192.168.1.1|2000|", 504);
-    h.cmd("EPRT |2|::1|2000|", 504);
-    h.cmd("EPRT |1|127.0.0.1|80|", 504);
-    h.cmd("PORT 127,0,0,1,4", 501);
-    h.cmd("PORT 300,0,0,1,4,1", 501);
-    h.cmd("EPRT |9|127.0.0.1|2000|", 522);
-    h.cmd("EPRT garbage", 501);
+    let mut h = logged_in();
+    cmds(
+        &mut h,
+        &[
+            ("PORT 127,0,0,1,4,1", 200),
+            ("EPRT |1|127.0.0.1|1025|", 200),
+            ("PORT 10,0,0,1,4,1", 504),
+            ("PORT 127,0,0,1,0,21", 504),
+            ("PORT 127,0,0,1,3,255", 504),
+            ("EPRT |1|192.168.1.1|2000|", 504),
+            ("EPRT |2|::1|2000|", 504),
+            ("EPRT |1|127.0.0.1|80|", 504),
+            ("PORT 127,0,0,1,4", 501),
+            ("PORT 300,0,0,1,4,1", 501),
+            ("EPRT |9|127.0.0.1|2000|", 522),
+            ("EPRT garbage", 501),
+        ],
+    );
     // The accepted address is where the transfer connects.
     h.cmd("PORT 127,0,0,1,200,10", 200);
     h.send("RETR f");
@@ -390,14 +459,7 @@ fn ipv6_control_connection() {
     h.cmd("PASV", 425);
     h.cmd("EPSV 1", 522);
     h.send("EPSV");
-    let Request::OpenPassive { id, family } = h.event() else {
-        panic!()
-    };
-    assert_eq!(family, Family::V6);
-    h.outcome(Outcome::PassiveOpened {
-        id,
-        result: Ok("[::1]:40002".parse().unwrap()),
-    });
+    passive(&mut h, Family::V6, Ok("[::1]:40002".parse().unwrap()));
     assert_eq!(
         h.reply(),
         "229 Entering Extended Passive Mode (|||40002|).\r\n"
@@ -416,14 +478,8 @@ fn ipv4_mapped_peer_may_use_port() {
     h.login();
     h.cmd("PORT 127,0,0,1,4,1", 200);
     h.send("PASV");
-    let Request::OpenPassive { id, family } = h.event() else {
-        panic!()
-    };
-    assert_eq!(family, Family::V4);
-    h.outcome(Outcome::PassiveOpened {
-        id,
-        result: Ok("[::ffff:127.0.0.1]:40003".parse().unwrap()),
-    });
+    let listening = "[::ffff:127.0.0.1]:40003".parse().unwrap();
+    passive(&mut h, Family::V4, Ok(listening));
     assert_eq!(
         h.reply(),
         "227 Entering Passive Mode (127,0,0,1,156,67).\r\n"
@@ -439,46 +495,37 @@ fn pasv_uses_the_public_address_and_reports_failure() {
     let mut h = H::with_config(config);
     h.login();
     h.send("PASV");
-    let Request::OpenPassive { id, .. } = h.event() else {
-        panic!()
-    };
-    h.outcome(Outcome::PassiveOpened {
-        id,
-        result: Ok("127.0.0.1:40001".parse().unwrap()),
-    });
+    passive(&mut h, Family::V4, Ok("127.0.0.1:40001".parse().unwrap()));
     assert_eq!(
         h.reply(),
         "227 Entering Passive Mode (203,0,113,9,156,65).\r\n"
     );
     h.send("EPSV");
-    let Request::OpenPassive { id, .. } = h.event() else {
-        panic!()
-    };
-    h.outcome(Outcome::PassiveOpened {
-        id,
-        result: Err(ferry_core::DataError),
-    });
+    passive(&mut h, Family::V4, Err(DataError));
     h.expect(425);
     h.cmd("RETR x", 425);
 }
 
 #[test]
 fn epsv_all_refuses_other_data_commands() {
-    let mut h = H::new();
-    h.login();
-    h.cmd("EPSV ALL", 200);
-    h.cmd("PASV", 503);
-    h.cmd("PORT 127,0,0,1,4,1", 503);
-    h.cmd("EPRT |1|127.0.0.1|2000|", 503);
-    h.cmd("EPSV 3", 522);
+    let mut h = logged_in();
+    cmds(
+        &mut h,
+        &[
+            ("EPSV ALL", 200),
+            ("PASV", 503),
+            ("PORT 127,0,0,1,4,1", 503),
+            ("EPRT |1|127.0.0.1|2000|", 503),
+            ("EPSV 3", 522),
+        ],
+    );
     h.send("EPSV");
     assert!(matches!(h.event(), Request::OpenPassive { .. }));
 }
 
 #[test]
 fn transfers_need_a_data_connection() {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     for line in ["RETR a", "STOR a", "APPE a", "LIST", "NLST", "MLSD", "STOU"] {
         h.cmd(line, 425);
     }
@@ -489,28 +536,16 @@ fn retr_with_150_and_226() {
     let mut h = ready();
     h.send("RETR dir/a.bin");
     let t = transfer(&mut h);
-    assert_eq!(
-        t.kind,
-        TransferKind::Retrieve {
-            path: p("/dir/a.bin"),
-            offset: 0
-        }
-    );
+    assert_eq!(t.kind, retrieve("/dir/a.bin", 0));
     assert_eq!(t.channel, DataChannel::Passive);
     assert!(!t.protected);
     h.quiet();
-    h.outcome(Outcome::TransferOpened {
-        id: t.id,
-        size: Some(1234),
-    });
+    opened(&mut h, &t, Some(1234));
     assert_eq!(
         h.reply(),
         "150 Opening ASCII mode data connection (1234 bytes).\r\n"
     );
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Ok(1234),
-    });
+    finished(&mut h, &t, Ok(1234));
     assert_eq!(h.reply(), "226 Transfer complete (1234 bytes).\r\n");
     // The data connection was used up.
     h.cmd("RETR dir/a.bin", 425);
@@ -533,10 +568,7 @@ fn retr_errors_before_and_during() {
         let mut h = ready();
         h.send("RETR a");
         let t = transfer(&mut h);
-        h.outcome(Outcome::TransferFinished {
-            id: t.id,
-            result: Err(err),
-        });
+        finished(&mut h, &t, Err(err));
         h.expect(code);
         h.quiet();
     }
@@ -552,24 +584,9 @@ fn stor_upload_errors() {
     ];
     for (err, code) in cases {
         let mut h = ready();
-        h.send("STOR a");
-        let t = transfer(&mut h);
-        assert_eq!(
-            t.kind,
-            TransferKind::Store {
-                path: p("/a"),
-                mode: WriteMode::Replace
-            }
-        );
-        h.outcome(Outcome::TransferOpened {
-            id: t.id,
-            size: None,
-        });
-        h.expect(150);
-        h.outcome(Outcome::TransferFinished {
-            id: t.id,
-            result: Err(TransferError::Storage(err)),
-        });
+        let t = start(&mut h, "STOR a", None);
+        assert_eq!(t.kind, store("/a", WriteMode::Replace));
+        finished(&mut h, &t, Err(TransferError::Storage(err)));
         h.expect(code);
     }
 }
@@ -583,67 +600,25 @@ fn rest_applies_to_the_next_transfer_only() {
     );
     h.cmd("TYPE I", 200);
     h.send("RETR f");
-    assert_eq!(
-        transfer(&mut h).kind,
-        TransferKind::Retrieve {
-            path: p("/f"),
-            offset: 100
-        }
-    );
+    assert_eq!(transfer(&mut h).kind, retrieve("/f", 100));
 
-    let mut h = ready();
-    h.cmd("REST 7", 350);
-    h.send("STOR f");
-    assert_eq!(
-        transfer(&mut h).kind,
-        TransferKind::Store {
-            path: p("/f"),
-            mode: WriteMode::At(7)
-        }
-    );
-
-    let mut h = ready();
-    h.cmd("REST 0", 350);
-    h.send("STOR f");
-    assert_eq!(
-        transfer(&mut h).kind,
-        TransferKind::Store {
-            path: p("/f"),
-            mode: WriteMode::Replace
-        }
-    );
+    for (rest, mode) in [("REST 7", WriteMode::At(7)), ("REST 0", WriteMode::Replace)] {
+        let mut h = ready();
+        h.cmd(rest, 350);
+        h.send("STOR f");
+        assert_eq!(transfer(&mut h).kind, store("/f", mode));
+    }
 
     let mut h = ready();
     h.cmd("REST 9", 350);
-    h.send("APPE f");
-    let t = transfer(&mut h);
-    assert_eq!(
-        t.kind,
-        TransferKind::Store {
-            path: p("/f"),
-            mode: WriteMode::Append
-        }
-    );
-    h.outcome(Outcome::TransferOpened {
-        id: t.id,
-        size: None,
-    });
-    h.expect(150);
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Ok(1),
-    });
+    let t = start(&mut h, "APPE f", None);
+    assert_eq!(t.kind, store("/f", WriteMode::Append));
+    finished(&mut h, &t, Ok(1));
     h.expect(226);
     // Used up.
     pasv(&mut h);
     h.send("RETR f");
-    assert_eq!(
-        transfer(&mut h).kind,
-        TransferKind::Retrieve {
-            path: p("/f"),
-            offset: 0
-        }
-    );
+    assert_eq!(transfer(&mut h).kind, retrieve("/f", 0));
 }
 
 #[test]
@@ -656,24 +631,14 @@ fn stou_creates_a_new_name() {
     };
     assert_eq!(*mode, WriteMode::CreateNew);
     assert!(path.as_str().starts_with("/report."), "{path}");
-    let path = path.clone();
-    h.outcome(Outcome::TransferOpened {
-        id: t.id,
-        size: None,
-    });
+    opened(&mut h, &t, None);
     assert_eq!(h.reply(), format!("150 FILE: {path}\r\n"));
 }
 
 #[test]
 fn abort_during_a_transfer() {
     let mut h = ready();
-    h.send("RETR big");
-    let t = transfer(&mut h);
-    h.outcome(Outcome::TransferOpened {
-        id: t.id,
-        size: Some(1 << 30),
-    });
-    h.expect(150);
+    let t = start(&mut h, "RETR big", Some(1 << 30));
     // STAT and NOOP are answered at once while the transfer runs.
     h.cmd("STAT", 213);
     h.cmd("NOOP", 200);
@@ -686,10 +651,7 @@ fn abort_during_a_transfer() {
     // Other commands wait for the transfer to end.
     h.send("PWD");
     h.quiet();
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Err(TransferError::Aborted),
-    });
+    finished(&mut h, &t, Err(TransferError::Aborted));
     h.expect(426);
     assert_eq!(h.reply(), "226 ABOR command successful.\r\n");
     // The waiting PWD runs now.
@@ -700,19 +662,10 @@ fn abort_during_a_transfer() {
 #[test]
 fn abort_after_the_transfer_completed() {
     let mut h = ready();
-    h.send("RETR f");
-    let t = transfer(&mut h);
-    h.outcome(Outcome::TransferOpened {
-        id: t.id,
-        size: None,
-    });
-    h.expect(150);
+    let t = start(&mut h, "RETR f", None);
     h.send("ABOR");
     assert!(matches!(h.event(), Request::Abort { .. }));
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Ok(5),
-    });
+    finished(&mut h, &t, Ok(5));
     h.expect(226);
     h.expect(226);
     // Without a transfer, ABOR succeeds (RFC 959: 226) and drops a waiting listener.
@@ -724,20 +677,11 @@ fn abort_after_the_transfer_completed() {
 #[test]
 fn quit_during_a_transfer_waits_for_it() {
     let mut h = ready();
-    h.send("STOR f");
-    let t = transfer(&mut h);
-    h.outcome(Outcome::TransferOpened {
-        id: t.id,
-        size: None,
-    });
-    h.expect(150);
+    let t = start(&mut h, "STOR f", None);
     h.send("QUIT");
     h.quiet();
     assert!(!h.closed);
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Ok(3),
-    });
+    finished(&mut h, &t, Ok(3));
     h.expect(226);
     h.expect(221);
     assert!(h.closed);
@@ -745,230 +689,125 @@ fn quit_during_a_transfer_waits_for_it() {
 
 #[test]
 fn dele_rmd_mkd() {
-    let mut h = H::new();
-    h.login();
-    h.send("DELE a");
-    storage(
-        &mut h,
-        StorageOp::RemoveFile(p("/a")),
-        Ok(StorageReply::Done),
+    let mut h = logged_in();
+    let remove_a = || StorageOp::RemoveFile(p("/a"));
+    assert_eq!(
+        h.ask("DELE a", remove_a(), DONE, 250),
+        "250 File deleted.\r\n"
     );
-    assert_eq!(h.reply(), "250 File deleted.\r\n");
-    h.send("DELE a");
-    storage(
-        &mut h,
-        StorageOp::RemoveFile(p("/a")),
-        Err(StorageError::NotFound),
+    h.ask("DELE a", remove_a(), NOT_FOUND, 550);
+    assert_eq!(
+        h.ask(
+            "MKD new \"dir\"",
+            StorageOp::MakeDir(p("/new \"dir\"")),
+            DONE,
+            257
+        ),
+        "257 \"/new \"\"dir\"\"\" created.\r\n"
     );
-    h.expect(550);
-    h.send("MKD new \"dir\"");
-    storage(
-        &mut h,
-        StorageOp::MakeDir(p("/new \"dir\"")),
-        Ok(StorageReply::Done),
+    let exists = Err(StorageError::AlreadyExists);
+    h.ask("XMKD x", StorageOp::MakeDir(p("/x")), exists, 550);
+    let not_empty = Err(StorageError::NotEmpty);
+    assert_eq!(
+        h.ask("RMD x", StorageOp::RemoveDir(p("/x")), not_empty, 550),
+        "550 Directory not empty.\r\n"
     );
-    assert_eq!(h.reply(), "257 \"/new \"\"dir\"\"\" created.\r\n");
-    h.send("XMKD x");
-    storage(
-        &mut h,
-        StorageOp::MakeDir(p("/x")),
-        Err(StorageError::AlreadyExists),
-    );
-    h.expect(550);
-    h.send("RMD x");
-    storage(
-        &mut h,
-        StorageOp::RemoveDir(p("/x")),
-        Err(StorageError::NotEmpty),
-    );
-    assert_eq!(h.reply(), "550 Directory not empty.\r\n");
-    h.send("XRMD x");
-    storage(
-        &mut h,
-        StorageOp::RemoveDir(p("/x")),
-        Ok(StorageReply::Done),
-    );
-    h.expect(250);
+    h.ask("XRMD x", StorageOp::RemoveDir(p("/x")), DONE, 250);
     h.cmd("RMD /", 550);
     h.cmd("RMD ..", 550);
-    h.send("MKD deep/er");
-    storage(
-        &mut h,
+    let no_space = Err(StorageError::NoSpace);
+    h.ask(
+        "MKD deep/er",
         StorageOp::MakeDir(p("/deep/er")),
-        Err(StorageError::NoSpace),
+        no_space,
+        452,
     );
-    h.expect(452);
 }
 
 #[test]
 fn rename_needs_rnfr_immediately_before() {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     h.cmd("RNTO b", 503);
-    h.send("RNFR a");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/a")),
-        Ok(StorageReply::Metadata(file(1))),
-    );
-    h.expect(350);
-    h.send("RNTO sub/b");
-    storage(
-        &mut h,
-        StorageOp::Rename {
-            from: p("/a"),
-            to: p("/sub/b"),
-        },
-        Ok(StorageReply::Done),
-    );
-    h.expect(250);
+    h.ask("RNFR a", md("/a"), found(file(1)), 350);
+    h.ask("RNTO sub/b", rename("/a", "/sub/b"), DONE, 250);
     h.cmd("RNTO c", 503);
     // Another command in between cancels the rename.
-    h.send("RNFR a");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/a")),
-        Ok(StorageReply::Metadata(file(1))),
-    );
-    h.expect(350);
+    h.ask("RNFR a", md("/a"), found(file(1)), 350);
     h.cmd("NOOP", 200);
     h.cmd("RNTO c", 503);
     // The root cannot be renamed.
     h.cmd("RNFR /", 550);
     h.cmd("RNFR ..", 550);
     // A missing source is refused at RNFR.
-    h.send("RNFR nope");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/nope")),
-        Err(StorageError::NotFound),
-    );
-    h.expect(550);
+    h.ask("RNFR nope", md("/nope"), NOT_FOUND, 550);
     h.cmd("RNTO c", 503);
 }
 
 #[test]
 fn site_copy_chmod_help() {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     h.cmd("SITE CPTO b", 503);
-    h.send("SITE CPFR a");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/a")),
-        Ok(StorageReply::Metadata(file(1))),
-    );
-    h.expect(350);
-    h.send("SITE CPTO b");
-    storage(
-        &mut h,
-        StorageOp::Copy {
-            from: p("/a"),
-            to: p("/b"),
-        },
-        Ok(StorageReply::Done),
-    );
-    h.expect(250);
-    h.send("SITE CPFR d");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/d")),
-        Ok(StorageReply::Metadata(dir())),
-    );
-    h.expect(550);
+    h.ask("SITE CPFR a", md("/a"), found(file(1)), 350);
+    h.ask("SITE CPTO b", copy("/a", "/b"), DONE, 250);
+    h.ask("SITE CPFR d", md("/d"), found(dir()), 550);
     h.cmd("SITE CHMOD 755 /", 550);
-    h.send("SITE CHMOD 755 ./sub");
-    storage(
-        &mut h,
-        StorageOp::SetMode {
-            path: p("/sub"),
-            mode: 0o755,
-        },
-        Ok(StorageReply::Done),
-    );
-    h.expect(200);
+    let chmod = StorageOp::SetMode {
+        path: p("/sub"),
+        mode: 0o755,
+    };
+    h.ask("SITE CHMOD 755 ./sub", chmod, DONE, 200);
     assert!(h.cmd("SITE HELP", 214).contains("CPFR"));
     h.cmd("SITE EXEC ls", 504);
 }
 
 #[test]
 fn size_mdtm_mfmt_mlst() {
-    let mut h = H::new();
-    h.login();
-    h.send("SIZE f");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/f")),
-        Ok(StorageReply::Metadata(file(42))),
-    );
-    assert_eq!(h.reply(), "213 42\r\n");
-    h.send("SIZE d");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/d")),
-        Ok(StorageReply::Metadata(dir())),
-    );
-    h.expect(550);
-    h.send("MDTM f");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/f")),
-        Ok(StorageReply::Metadata(file(42))),
-    );
-    assert_eq!(h.reply(), "213 20261122161138\r\n");
-    h.send("MDTM d");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/d")),
-        Ok(StorageReply::Metadata(dir())),
-    );
-    h.expect(550);
-    h.send("MFMT 20261122161138 f");
-    storage(
-        &mut h,
-        StorageOp::SetModified {
-            path: p("/f"),
-            time: UnixTime(1_795_363_898),
-        },
-        Ok(StorageReply::Done),
-    );
-    assert_eq!(h.reply(), "213 Modify=20261122161138; /f\r\n");
-    // The reply gives the time storage kept, which a file system may clamp.
-    h.send("MFMT 19000101000000 f");
-    storage(
-        &mut h,
-        StorageOp::SetModified {
-            path: p("/f"),
-            time: UnixTime(-2_208_988_800),
-        },
-        Ok(StorageReply::Metadata(Metadata {
-            modified: Some(UnixTime(-2_147_483_648)),
-            ..file(1)
-        })),
-    );
-    assert_eq!(h.reply(), "213 Modify=19011213204552; /f\r\n");
-    h.cmd("MFMT 20261322161138 f", 501);
-    h.send("MLST f");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/f")),
-        Ok(StorageReply::Metadata(file(42))),
-    );
+    let mut h = logged_in();
     assert_eq!(
-        h.reply(),
+        h.ask("SIZE f", md("/f"), found(file(42)), 213),
+        "213 42\r\n"
+    );
+    h.ask("SIZE d", md("/d"), found(dir()), 550);
+    assert_eq!(
+        h.ask("MDTM f", md("/f"), found(file(42)), 213),
+        "213 20261122161138\r\n"
+    );
+    h.ask("MDTM d", md("/d"), found(dir()), 550);
+    let set_f = |secs| StorageOp::SetModified {
+        path: p("/f"),
+        time: UnixTime(secs),
+    };
+    assert_eq!(
+        h.ask("MFMT 20261122161138 f", set_f(1_795_363_898), DONE, 213),
+        "213 Modify=20261122161138; /f\r\n"
+    );
+    // The reply gives the time storage kept, which a file system may clamp.
+    let clamped = Metadata {
+        modified: Some(UnixTime(-2_147_483_648)),
+        ..file(1)
+    };
+    assert_eq!(
+        h.ask(
+            "MFMT 19000101000000 f",
+            set_f(-2_208_988_800),
+            found(clamped),
+            213
+        ),
+        "213 Modify=19011213204552; /f\r\n"
+    );
+    h.cmd("MFMT 20261322161138 f", 501);
+    assert_eq!(
+        h.ask("MLST f", md("/f"), found(file(42)), 250),
         "250-Listing /f\r\n type=file;size=42;modify=20261122161138;perm=adfrw;unix.mode=0644; /f\r\n250 End.\r\n"
     );
     assert_eq!(
         h.cmd("OPTS MLST size;type;", 200),
         "200 MLST OPTS type;size;\r\n"
     );
-    h.send("MLST");
-    storage(
-        &mut h,
-        StorageOp::Metadata(p("/")),
-        Ok(StorageReply::Metadata(dir())),
+    assert_eq!(
+        h.ask("MLST", md("/"), found(dir()), 250),
+        "250-Listing /\r\n type=dir; /\r\n250 End.\r\n"
     );
-    assert_eq!(h.reply(), "250-Listing /\r\n type=dir; /\r\n250 End.\r\n");
     assert!(
         h.cmd("FEAT", 211)
             .contains(" MLST type*;size*;modify;perm;unix.mode;\r\n")
@@ -980,84 +819,64 @@ fn listings_with_options_patterns_and_formats() {
     let mut h = ready();
     h.send("LIST -la");
     let t = transfer(&mut h);
-    let TransferKind::List(l) = &t.kind else {
-        panic!()
-    };
+    let l = list(&t);
     assert_eq!(l.path, p("/"));
     assert_eq!(l.format, ListFormat::Long);
     assert_eq!(l.pattern, None);
-    h.outcome(Outcome::TransferOpened {
-        id: t.id,
-        size: None,
-    });
+    opened(&mut h, &t, None);
     h.expect(150);
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Ok(0),
-    });
+    finished(&mut h, &t, Ok(0));
     assert_eq!(h.reply(), "226 Directory send OK.\r\n");
 
     pasv(&mut h);
     h.send("NLST sub/*.txt");
     let t = transfer(&mut h);
-    let TransferKind::List(l) = &t.kind else {
-        panic!()
-    };
+    let l = list(&t);
     assert_eq!(l.path, p("/sub"));
     assert_eq!(l.format, ListFormat::Names);
     assert_eq!(l.pattern.as_deref(), Some("*.txt"));
     assert_eq!(l.typed.as_deref(), Some("sub"));
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Err(TransferError::Storage(StorageError::NotFound)),
-    });
+    finished(
+        &mut h,
+        &t,
+        Err(TransferError::Storage(StorageError::NotFound)),
+    );
     h.expect(550);
 
     pasv(&mut h);
     h.send("LIST -a my dir");
     let t = transfer(&mut h);
-    let TransferKind::List(l) = &t.kind else {
-        panic!()
-    };
+    let l = list(&t);
     assert_eq!(l.path, p("/my dir"));
     assert_eq!(l.pattern, None);
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Ok(0),
-    });
+    finished(&mut h, &t, Ok(0));
     h.expect(226);
 
     pasv(&mut h);
     h.send("MLSD");
-    let TransferKind::List(l) = transfer(&mut h).kind else {
-        panic!()
-    };
-    assert_eq!(l.format, ListFormat::Machine(ferry_core::Facts::ALL));
+    assert_eq!(
+        list(&transfer(&mut h)).format,
+        ListFormat::Machine(ferry_core::Facts::ALL)
+    );
 }
 
 #[test]
 fn stat_with_a_path_lists_on_the_control_connection() {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     h.send("STAT /");
     let t = transfer(&mut h);
     assert_eq!(t.channel, DataChannel::Control);
-    h.outcome(Outcome::TransferOpened {
-        id: t.id,
-        size: None,
-    });
+    opened(&mut h, &t, None);
     assert_eq!(h.reply(), "213-Status follows:\r\n");
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Ok(0),
-    });
+    finished(&mut h, &t, Ok(0));
     assert_eq!(h.reply(), "213 End of status.\r\n");
     h.send("STAT /nope");
     let t = transfer(&mut h);
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Err(TransferError::Storage(StorageError::NotFound)),
-    });
+    finished(
+        &mut h,
+        &t,
+        Err(TransferError::Storage(StorageError::NotFound)),
+    );
     h.expect(550);
     let s = h.cmd("STAT", 211);
     assert!(s.contains("Logged in as bench"), "{s}");
@@ -1065,40 +884,35 @@ fn stat_with_a_path_lists_on_the_control_connection() {
 
 #[test]
 fn service_commands() {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     assert_eq!(h.cmd("SYST", 215), "215 UNIX Type: L8\r\n");
-    h.cmd("NOOP", 200);
-    h.cmd("ALLO 1000", 202);
-    h.cmd("ACCT x", 202);
-    h.cmd("HELP", 214);
-    h.cmd("HOST example.com", 503);
-    h.cmd("OPTS UTF8 ON", 200);
-    h.cmd("OPTS UTF8 OFF", 504);
-    h.cmd("OPTS FOO", 504);
-    h.cmd("FOO", 500);
-    h.cmd("SMNT /", 502);
-    h.cmd("", 500);
-    h.cmd("AUTH TLS", 502);
-    h.cmd("PBSZ 0", 503);
-    h.cmd("PROT P", 503);
-    h.cmd("REIN", 220);
-    h.cmd("PWD", 530);
+    cmds(
+        &mut h,
+        &[
+            ("NOOP", 200),
+            ("ALLO 1000", 202),
+            ("ACCT x", 202),
+            ("HELP", 214),
+            ("HOST example.com", 503),
+            ("OPTS UTF8 ON", 200),
+            ("OPTS UTF8 OFF", 504),
+            ("OPTS FOO", 504),
+            ("FOO", 500),
+            ("SMNT /", 502),
+            ("", 500),
+            ("AUTH TLS", 502),
+            ("PBSZ 0", 503),
+            ("PROT P", 503),
+            ("REIN", 220),
+            ("PWD", 530),
+        ],
+    );
 }
 
 #[test]
 fn read_only_accounts_cannot_change_anything() {
-    let mut h = H::new();
-    h.expect(220);
-    h.cmd("USER guest", 331);
-    h.send("PASS x");
-    let Request::CheckLogin { id, .. } = h.event() else {
-        panic!()
-    };
-    h.outcome(Outcome::LoginChecked {
-        id,
-        result: Ok(LoginInfo { read_only: true }),
-    });
+    let mut h = greeted(Config::default());
+    log_in(&mut h, "guest", Ok(LoginInfo { read_only: true }));
     h.expect(230);
     for line in [
         "STOR a",
@@ -1116,20 +930,12 @@ fn read_only_accounts_cannot_change_anything() {
     }
     pasv(&mut h);
     h.send("MLSD");
-    let TransferKind::List(l) = transfer(&mut h).kind else {
-        panic!()
-    };
-    assert!(!l.writable);
+    assert!(!list(&transfer(&mut h)).writable);
 }
 
 #[test]
 fn idle_timeout_ends_in_421() {
-    let config = Config {
-        idle_timeout: Duration::from_secs(10),
-        ..Config::default()
-    };
-    let mut h = H::with_config(config);
-    h.login();
+    let mut h = idle_after_10s();
     h.advance(Duration::from_secs(9));
     h.cmd("NOOP", 200);
     h.advance(Duration::from_secs(9));
@@ -1144,34 +950,24 @@ fn idle_timeout_ends_in_421() {
 
 #[test]
 fn no_idle_timeout_during_a_transfer() {
-    let config = Config {
-        idle_timeout: Duration::from_secs(10),
-        ..Config::default()
-    };
-    let mut h = H::with_config(config);
-    h.login();
+    let mut h = idle_after_10s();
     pasv(&mut h);
     h.send("RETR f");
     let t = transfer(&mut h);
     assert_eq!(h.s.poll_timeout(), None);
     h.advance(Duration::from_secs(100));
     h.quiet();
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Ok(1),
-    });
+    finished(&mut h, &t, Ok(1));
     h.expect(226);
     assert!(h.s.poll_timeout().is_some());
 }
 
 #[test]
 fn overlong_lines_get_500_and_the_session_goes_on() {
-    let config = Config {
+    let mut h = greeted(Config {
         max_line: 32,
         ..Config::default()
-    };
-    let mut h = H::with_config(config);
-    h.expect(220);
+    });
     let mut long = vec![b'A'; 10_000];
     long.extend_from_slice(b"\r\nNOOP\r\n");
     for chunk in long.chunks(7) {
@@ -1200,13 +996,8 @@ fn pipelined_and_split_commands() {
 #[test]
 fn shutdown_while_a_request_is_pending_ignores_its_outcome() {
     // Found by the session fuzzer: a login answered after shutdown replied after Close.
-    let mut h = H::new();
-    h.expect(220);
-    h.cmd("USER bench", 331);
-    h.send("PASS secret");
-    let Request::CheckLogin { id, .. } = h.event() else {
-        panic!()
-    };
+    let mut h = greeted(Config::default());
+    let id = pending_login(&mut h, "bench", "secret");
     h.s.handle_shutdown();
     h.drain();
     h.expect(421);
@@ -1221,8 +1012,7 @@ fn shutdown_while_a_request_is_pending_ignores_its_outcome() {
 
 #[test]
 fn shutdown_is_polite() {
-    let mut h = H::new();
-    h.login();
+    let mut h = logged_in();
     h.s.handle_shutdown();
     h.drain();
     h.expect(421);
@@ -1234,10 +1024,7 @@ fn shutdown_is_polite() {
     h.s.handle_shutdown();
     h.drain();
     h.quiet();
-    h.outcome(Outcome::TransferFinished {
-        id: t.id,
-        result: Ok(1),
-    });
+    finished(&mut h, &t, Ok(1));
     h.expect(226);
     h.expect(421);
     assert!(h.closed);
@@ -1245,12 +1032,7 @@ fn shutdown_is_polite() {
 
 #[test]
 fn auth_tls_discards_what_follows_in_the_same_read() {
-    let config = Config {
-        tls: TlsMode::Optional,
-        ..Config::default()
-    };
-    let mut h = H::with_config(config);
-    h.expect(220);
+    let mut h = with_tls(TlsMode::Optional);
     assert!(h.cmd("FEAT", 211).contains(" AUTH TLS\r\n"));
     h.feed(b"AUTH TLS\r\nUSER injected\r\nPASS x\r\n");
     assert_eq!(h.reply(), "234 AUTH TLS successful.\r\n");
@@ -1260,12 +1042,17 @@ fn auth_tls_discards_what_follows_in_the_same_read() {
     h.outcome(Outcome::TlsEstablished);
     assert!(h.s.is_tls());
     h.quiet();
-    h.cmd("PROT P", 503);
-    h.cmd("PBSZ 0", 200);
-    h.cmd("PROT S", 536);
-    h.cmd("PROT P", 200);
-    h.cmd("AUTH TLS", 503);
-    h.login_after_greeting();
+    cmds(
+        &mut h,
+        &[
+            ("PROT P", 503),
+            ("PBSZ 0", 200),
+            ("PROT S", 536),
+            ("PROT P", 200),
+            ("AUTH TLS", 503),
+        ],
+    );
+    login_after_greeting(&mut h);
     h.cmd("AUTH TLS", 503);
     pasv(&mut h);
     h.send("RETR f");
@@ -1274,12 +1061,7 @@ fn auth_tls_discards_what_follows_in_the_same_read() {
 
 #[test]
 fn tls_failure_closes() {
-    let config = Config {
-        tls: TlsMode::Optional,
-        ..Config::default()
-    };
-    let mut h = H::with_config(config);
-    h.expect(220);
+    let mut h = with_tls(TlsMode::Optional);
     h.cmd("AUTH SSL", 234);
     assert!(matches!(h.event(), Request::StartTls));
     h.outcome(Outcome::TlsFailed);
@@ -1288,12 +1070,7 @@ fn tls_failure_closes() {
 
 #[test]
 fn required_tls_leaves_no_clear_text_path() {
-    let config = Config {
-        tls: TlsMode::Required,
-        ..Config::default()
-    };
-    let mut h = H::with_config(config);
-    h.expect(220);
+    let mut h = with_tls(TlsMode::Required);
     let r = h.cmd("USER bench", 530);
     assert!(r.contains("AUTH TLS"), "{r}");
     h.cmd("PASS secret", 503);
@@ -1302,7 +1079,7 @@ fn required_tls_leaves_no_clear_text_path() {
     h.outcome(Outcome::TlsEstablished);
     h.cmd("PBSZ 0", 200);
     h.cmd("PROT C", 534);
-    h.login_after_greeting();
+    login_after_greeting(&mut h);
     pasv(&mut h);
     // No PROT P yet: transfers refused.
     h.cmd("RETR f", 521);
@@ -1310,23 +1087,4 @@ fn required_tls_leaves_no_clear_text_path() {
     pasv(&mut h);
     h.send("RETR f");
     assert!(transfer(&mut h).protected);
-}
-
-trait LoginAfter {
-    fn login_after_greeting(&mut self);
-}
-
-impl LoginAfter for H {
-    fn login_after_greeting(&mut self) {
-        self.cmd("USER bench", 331);
-        self.send("PASS secret");
-        let Request::CheckLogin { id, .. } = self.event() else {
-            panic!()
-        };
-        self.outcome(Outcome::LoginChecked {
-            id,
-            result: Ok(LoginInfo::default()),
-        });
-        self.expect(230);
-    }
 }

@@ -466,6 +466,21 @@ fn prompt_hidden(prompt: &str) -> Result<String, PasswordError> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// Reads a new password for `name`, once the account is known to exist (`exists`) or not to,
+/// as the command needs.
+fn new_password(
+    accounts: &Accounts,
+    name: &str,
+    exists: bool,
+    from_stdin: bool,
+) -> Result<String, Error> {
+    match (accounts.get(name).is_some(), exists) {
+        (true, false) => Err(UsersError::Exists(name.to_owned()).into()),
+        (false, true) => Err(UsersError::Unknown(name.to_owned()).into()),
+        _ => Ok(read_password(name, from_stdin)?),
+    }
+}
+
 fn user(settings: &Settings, cmd: UserCommand) -> Result<(), Error> {
     let mut accounts = open_accounts(&settings.data_dir, &settings.users_file())?;
     match cmd {
@@ -474,10 +489,7 @@ fn user(settings: &Settings, cmd: UserCommand) -> Result<(), Error> {
             password_stdin,
             read_only,
         } => {
-            if accounts.get(&name).is_some() {
-                return Err(UsersError::Exists(name).into());
-            }
-            let password = read_password(&name, password_stdin)?;
+            let password = new_password(&accounts, &name, false, password_stdin)?;
             let account = accounts.add(&name, &password, read_only)?;
             match settings.s3()? {
                 // The home in the bucket; the server also makes it at the first login.
@@ -496,10 +508,7 @@ fn user(settings: &Settings, cmd: UserCommand) -> Result<(), Error> {
             name,
             password_stdin,
         } => {
-            if accounts.get(&name).is_none() {
-                return Err(UsersError::Unknown(name).into());
-            }
-            let password = read_password(&name, password_stdin)?;
+            let password = new_password(&accounts, &name, true, password_stdin)?;
             accounts.set_password(&name, &password)?;
             println!("Changed the password of {name}");
         }

@@ -205,6 +205,16 @@ impl Control {
         r
     }
 
+    /// Sends each line of `script` in turn and asserts its reply's code.
+    ///
+    /// # Panics
+    /// When a code differs.
+    pub fn expect_all(&mut self, script: &[(&str, u16)]) {
+        for &(line, code) in script {
+            self.expect(line, code);
+        }
+    }
+
     /// Logs in.
     ///
     /// # Panics

@@ -345,6 +345,28 @@ impl Server {
         self.root.path()
     }
 
+    /// A new folder `name` beside the data folder, for a client's local files.
+    ///
+    /// # Panics
+    /// When it cannot be made.
+    #[must_use]
+    pub fn local_dir(&self, name: &str) -> PathBuf {
+        let dir = self.root().join(name);
+        fs::create_dir(&dir).unwrap();
+        dir
+    }
+
+    /// A file `name` beside the data folder holding `data`, for a client to send.
+    ///
+    /// # Panics
+    /// When it cannot be written.
+    #[must_use]
+    pub fn local_file(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.root().join(name);
+        fs::write(&path, data).unwrap();
+        path
+    }
+
     /// The URL of `path` on the server, with `user`'s name and password in it.
     #[must_use]
     pub fn url(&self, user: &str, path: &str) -> String {

@@ -125,18 +125,20 @@ fn every_change_is_audited_in_order() {
         .unwrap()
         .trim()
         .to_string();
-    c.expect("MKD folder", 257);
-    c.expect("MKD folder", 550); // exists
-    c.expect("RNFR new.bin", 350);
-    c.expect("RNTO folder/moved.bin", 250);
-    c.expect("SITE CPFR folder/moved.bin", 350);
-    c.expect("SITE CPTO copy.bin", 250);
-    c.expect("MFMT 20190101000000 copy.bin", 213);
-    c.expect("SITE CHMOD 600 copy.bin", 200);
-    c.expect("RMD folder", 550); // not empty
-    c.expect("DELE folder/moved.bin", 250);
-    c.expect("DELE folder/moved.bin", 550); // gone
-    c.expect("RMD folder", 250);
+    c.expect_all(&[
+        ("MKD folder", 257),
+        ("MKD folder", 550), // exists
+        ("RNFR new.bin", 350),
+        ("RNTO folder/moved.bin", 250),
+        ("SITE CPFR folder/moved.bin", 350),
+        ("SITE CPTO copy.bin", 250),
+        ("MFMT 20190101000000 copy.bin", 213),
+        ("SITE CHMOD 600 copy.bin", 200),
+        ("RMD folder", 550), // not empty
+        ("DELE folder/moved.bin", 250),
+        ("DELE folder/moved.bin", 550), // gone
+        ("RMD folder", 250),
+    ]);
     // An upload the client abandons with ABOR.
     let mut data = c.data_command("STOR abandoned.bin");
     data.write_all(&random_bytes(2, 100_000)).unwrap();

@@ -16,10 +16,8 @@ fn classic_ftp_in_active_mode() {
         return;
     };
     let home = server.home("alice");
-    let local = server.root().join("local");
-    std::fs::create_dir(&local).unwrap();
-    let fetched = server.root().join("fetched");
-    std::fs::create_dir(&fetched).unwrap();
+    let local = server.local_dir("local");
+    let fetched = server.local_dir("fetched");
     std::fs::write(local.join("report.bin"), random_bytes(11, 654_321)).unwrap();
     std::fs::write(local.join("notes.txt"), b"first line\nsecond line\n").unwrap();
     std::fs::write(local.join("todo.txt"), b"- test\n").unwrap();
@@ -170,13 +168,15 @@ fn windows_ftp_exe_dialog() {
         active(&mut c, "RETR readme.txt", None),
         b"hello\r\nworld\r\n"
     );
-    c.expect("RNFR up.bin", 350);
-    c.expect("RNTO final.bin", 250);
-    c.expect("DELE final.bin", 250);
-    c.expect("DELE readme.txt", 250);
-    c.expect("CDUP", 250);
-    c.expect("XRMD docs", 250);
-    c.expect("QUIT", 221);
+    c.expect_all(&[
+        ("RNFR up.bin", 350),
+        ("RNTO final.bin", 250),
+        ("DELE final.bin", 250),
+        ("DELE readme.txt", 250),
+        ("CDUP", 250),
+        ("XRMD docs", 250),
+        ("QUIT", 221),
+    ]);
     assert!(!home.join("docs").exists());
     assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
     server.assert_all_audited(

@@ -39,8 +39,7 @@ fn upload_download_and_listings() {
         return;
     };
     let home = server.home("alice");
-    let local = server.root().join("local");
-    std::fs::create_dir(&local).unwrap();
+    let local = server.local_dir("local");
     let src = local.join("up load.bin");
     std::fs::write(&src, random_bytes(1, 700_000)).unwrap();
 
@@ -164,8 +163,7 @@ fn active_mode() {
     let Some(server) = Server::for_client("curl") else {
         return;
     };
-    let src = server.root().join("active.bin");
-    std::fs::write(&src, random_bytes(2, 1_500_000)).unwrap();
+    let src = server.local_file("active.bin", random_bytes(2, 1_500_000));
     // --ftp-port - : PORT (or EPRT) to the address of the control connection.
     upload(&server, &["--ftp-port", "-"], &src, "active.bin");
     download(&server, &["--ftp-port", "-"], "active.bin", &src);
@@ -190,16 +188,14 @@ fn resume_both_ways() {
     let full = random_bytes(3, 2_000_000);
     // Download resume: the local file holds the first part.
     std::fs::write(home.join("r.bin"), &full).unwrap();
-    let dst = server.root().join("partial.bin");
-    std::fs::write(&dst, &full[..750_000]).unwrap();
+    let dst = server.local_file("partial.bin", &full[..750_000]);
     curl_ok(&["-C", "-", "-o", p(&dst), &server.url("alice", "r.bin")]);
     assert!(
         std::fs::read(&dst).unwrap() == full,
         "resumed download differs"
     );
     // Upload resume: the server holds the first part; curl asks SIZE and appends.
-    let src = server.root().join("whole.bin");
-    std::fs::write(&src, &full).unwrap();
+    let src = server.local_file("whole.bin", &full);
     std::fs::write(home.join("up.bin"), &full[..1_234_567]).unwrap();
     curl_ok(&["-C", "-", "-T", p(&src), &server.url("alice", "up.bin")]);
     assert!(
@@ -210,8 +206,7 @@ fn resume_both_ways() {
     assert_eq!(rec.bytes, Some((2_000_000 - 1_234_567) as u64), "{rec:?}");
     // An explicit offset: --continue-at 1000 (REST 1000 + STOR).
     std::fs::write(home.join("at.bin"), &full[..1000]).unwrap();
-    let tail = server.root().join("tail.bin");
-    std::fs::write(&tail, &full).unwrap();
+    let tail = server.local_file("tail.bin", &full);
     curl_ok(&["-C", "1000", "-T", p(&tail), &server.url("alice", "at.bin")]);
     assert!(std::fs::read(home.join("at.bin")).unwrap() == full);
 }
@@ -222,8 +217,7 @@ fn create_dirs_and_ascii() {
         return;
     };
     let home = server.home("alice");
-    let src = server.root().join("text.txt");
-    std::fs::write(&src, b"line one\nline two\nline three\n").unwrap();
+    let src = server.local_file("text.txt", b"line one\nline two\nline three\n");
     curl_ok(&[
         "--ftp-create-dirs",
         "-T",
@@ -279,8 +273,7 @@ fn explicit_ftps() {
         .user("alice", "alice-pw")
         .args(["--tls-cert", p(&cert), "--tls-key", p(&key)])
         .start();
-    let src = server.root().join("secret.bin");
-    std::fs::write(&src, random_bytes(4, 500_000)).unwrap();
+    let src = server.local_file("secret.bin", random_bytes(4, 500_000));
     // AUTH TLS, PBSZ 0, PROT P; -k: the certificate is self-signed.
     upload(&server, &["--ssl-reqd", "-k"], &src, "secret.bin");
     download(&server, &["--ssl-reqd", "-k"], "secret.bin", &src);
@@ -310,8 +303,7 @@ fn the_disk_pool_serves_the_same() {
         return;
     }
     let server = Server::with_alice(&["--disk-pool"]);
-    let src = server.root().join("pooled.bin");
-    std::fs::write(&src, random_bytes(7, 300_000)).unwrap();
+    let src = server.local_file("pooled.bin", random_bytes(7, 300_000));
     upload(&server, &[], &src, "pooled.bin");
     let listing = curl_ok(&["-l", &server.url("alice", "")]);
     assert!(listing.stdout.contains("pooled.bin"), "{}", listing.stdout);

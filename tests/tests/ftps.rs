@@ -87,9 +87,10 @@ fn curl_over_tls13_and_tls12() {
     let home = server.home("alice");
     let files: Vec<PathBuf> = (0..4)
         .map(|i| {
-            let f = server.root().join(format!("f{i}.bin"));
-            std::fs::write(&f, random_bytes(100 + i, 200_000 + i as usize * 77_777)).unwrap();
-            f
+            server.local_file(
+                &format!("f{i}.bin"),
+                random_bytes(100 + i, 200_000 + i as usize * 77_777),
+            )
         })
         .collect();
     for (version, tag) in [
@@ -174,8 +175,7 @@ fn curl_with_tls_on_the_control_connection_only() {
     }
     let certs = Certs::new(&[]);
     let server = tls_server(&certs, &[]);
-    let src = server.root().join("c.bin");
-    std::fs::write(&src, random_bytes(7, 50_000)).unwrap();
+    let src = server.local_file("c.bin", random_bytes(7, 50_000));
     // --ftp-ssl-control: the password is encrypted, the data goes PROT C.
     let out = curl(&[
         "--ftp-ssl-control",

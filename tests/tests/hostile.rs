@@ -676,57 +676,54 @@ fn probe(c: &mut Control, ip: std::net::IpAddr, p: &str, seen: &mut Vec<u8>, fix
         }
         c.cmd("CWD /");
     };
-    let f = |s: &str| s.to_string();
-    for cmds in [
-        vec![format!("CWD {p}"), f("PWD"), f("SIZE sentinel-secret.txt")],
-        vec![format!("XCWD {p}"), f("XPWD")],
-        vec![format!("SIZE {p}")],
-        vec![format!("MDTM {p}")],
-        vec![format!("MLST {p}")],
-        vec![format!("STAT {p}")],
-        vec![format!("RMD {p}")],
-        vec![format!("XRMD {p}")],
-        vec![format!("DELE {p}")],
-        vec![format!("MKD {p}")],
-        vec![format!("MKD {p}/made-by-mkd")],
-        vec![format!("XMKD {p}/made-by-xmkd")],
-        vec![format!("SITE CHMOD 777 {p}")],
-        vec![format!("SITE CHMOD 000 {p}")],
-        vec![format!("MFMT 20010101000000 {p}")],
-        vec![format!("RNFR {p}"), f("RNTO stolen-by-rename")],
-        vec![f("RNFR file.txt"), format!("RNTO {p}")],
-        vec![f("RNFR file.txt"), format!("RNTO {p}/renamed-out.txt")],
-        vec![format!("SITE CPFR {p}"), f("SITE CPTO stolen-by-copy")],
-        vec![f("SITE CPFR file.txt"), format!("SITE CPTO {p}")],
-        vec![
-            f("SITE CPFR file.txt"),
-            format!("SITE CPTO {p}/copied-out.txt"),
-        ],
+    // `|` separates the commands of one script; `{p}` stands for the path probed.
+    for script in [
+        "CWD {p}|PWD|SIZE sentinel-secret.txt",
+        "XCWD {p}|XPWD",
+        "SIZE {p}",
+        "MDTM {p}",
+        "MLST {p}",
+        "STAT {p}",
+        "RMD {p}",
+        "XRMD {p}",
+        "DELE {p}",
+        "MKD {p}",
+        "MKD {p}/made-by-mkd",
+        "XMKD {p}/made-by-xmkd",
+        "SITE CHMOD 777 {p}",
+        "SITE CHMOD 000 {p}",
+        "MFMT 20010101000000 {p}",
+        "RNFR {p}|RNTO stolen-by-rename",
+        "RNFR file.txt|RNTO {p}",
+        "RNFR file.txt|RNTO {p}/renamed-out.txt",
+        "SITE CPFR {p}|SITE CPTO stolen-by-copy",
+        "SITE CPFR file.txt|SITE CPTO {p}",
+        "SITE CPFR file.txt|SITE CPTO {p}/copied-out.txt",
     ] {
+        let cmds: Vec<String> = script.split('|').map(|c| c.replace("{p}", p)).collect();
         run(c, &cmds);
     }
     for (cmd, upload) in [
-        (format!("RETR {p}"), false),
-        (format!("LIST {p}"), false),
-        (format!("LIST -la {p}"), false),
-        (format!("NLST {p}"), false),
-        (format!("NLST {p}/*"), false),
-        (format!("MLSD {p}"), false),
-        (format!("STOR {p}"), true),
-        (format!("STOR {p}/stored-out.txt"), true),
-        (format!("APPE {p}"), true),
-        (format!("STOU {p}"), true),
+        ("RETR {p}", false),
+        ("LIST {p}", false),
+        ("LIST -la {p}", false),
+        ("NLST {p}", false),
+        ("NLST {p}/*", false),
+        ("MLSD {p}", false),
+        ("STOR {p}", true),
+        ("STOR {p}/stored-out.txt", true),
+        ("APPE {p}", true),
+        ("STOU {p}", true),
     ] {
         fix();
-        transfer(c, ip, &cmd, upload, seen);
+        transfer(c, ip, &cmd.replace("{p}", p), upload, seen);
         c.cmd("CWD /");
     }
-    fix();
-    c.cmd("REST 3");
-    transfer(c, ip, &format!("STOR {p}"), true, seen);
-    fix();
-    c.cmd("REST 3");
-    transfer(c, ip, &format!("RETR {p}"), false, seen);
+    for (cmd, upload) in [("STOR {p}", true), ("RETR {p}", false)] {
+        fix();
+        c.cmd("REST 3");
+        transfer(c, ip, &cmd.replace("{p}", p), upload, seen);
+    }
 }
 
 fn assert_nothing_leaked(seen: &[u8], server: &Server, what: &str) {
@@ -1228,8 +1225,7 @@ fn killed_client_process_mid_upload() {
     let home = server.home("alice");
     let old = random_bytes(6, 100_000);
     std::fs::write(home.join("keep.bin"), &old).unwrap();
-    let local = server.root().join("upload.bin");
-    std::fs::write(&local, random_bytes(8, 4 << 20)).unwrap();
+    let local = server.local_file("upload.bin", random_bytes(8, 4 << 20));
     let mut child = std::process::Command::new("curl")
         .args(["-s", "--limit-rate", "500k", "-T"])
         .arg(&local)

@@ -300,10 +300,12 @@ fn another_session_works(addr: SocketAddr) {
     assert_eq!(end.code, 226, "{end:?}");
     assert!(names.contains("bob.txt"), "{names}");
     assert_eq!(c.retr("bob.txt"), body);
-    c.expect("SITE CPFR bob.txt", 350);
-    c.expect("SITE CPTO copy.txt", 250);
-    c.expect("DELE bob.txt", 250);
-    c.expect("QUIT", 221);
+    c.expect_all(&[
+        ("SITE CPFR bob.txt", 350),
+        ("SITE CPTO copy.txt", 250),
+        ("DELE bob.txt", 250),
+        ("QUIT", 221),
+    ]);
 }
 
 /// alice, logged in, with `tree` holding `a.txt`.

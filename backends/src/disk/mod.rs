@@ -478,12 +478,7 @@ impl Inner {
     }
 
     fn open_read(&self, rel: &str, offset: u64) -> Result<(std::fs::File, Metadata)> {
-        let fd = sys(self.resolve(
-            rel,
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
-            Mode::empty(),
-        ))?;
-        let st = sys(rfs::fstat(&fd))?;
+        let (fd, st) = self.open_to_read(rel)?;
         ensure_plain_file(&st)?;
         sys(rfs::fcntl_setfl(&fd, OFlags::empty()))?;
         sys(rfs::seek(&fd, SeekFrom::Start(offset)))?;
@@ -610,12 +605,8 @@ impl Inner {
     }
 
     fn copy(&self, from: &VirtualPath, to: &VirtualPath) -> Result<u64> {
-        let src = sys(self.resolve(
-            from.relative(),
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
-            Mode::empty(),
-        ))?;
-        ensure_plain_file(&sys(rfs::fstat(&src))?)?;
+        let (src, st) = self.open_to_read(from.relative())?;
+        ensure_plain_file(&st)?;
         sys(rfs::fcntl_setfl(&src, OFlags::empty()))?;
         if to.is_root() {
             return fail(StorageError::AlreadyExists);
@@ -638,6 +629,15 @@ impl Inner {
 
     /// Opens `rel` as `O_PATH` (following symlinks that stay inside) for a change of its
     /// attributes, refusing hard-linked files.
+    /// Opens `rel` to read it (not waiting for a FIFO's writer, never as a controlling
+    /// terminal) and stats what it opened.
+    fn open_to_read(&self, rel: &str) -> Result<(OwnedFd, Stat)> {
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = sys(self.resolve(rel, flags, Mode::empty()))?;
+        let st = sys(rfs::fstat(&fd))?;
+        Ok((fd, st))
+    }
+
     fn open_for_attributes(&self, rel: &str) -> Result<(OwnedFd, Stat)> {
         let fd = sys(self.resolve(rel, OFlags::PATH, Mode::empty()))?;
         let st = sys(rfs::fstat(&fd))?;
@@ -685,12 +685,7 @@ impl Inner {
             FileType::RegularFile => {
                 match rfs::chmodat(CWD, proc_fd_path(&fd).as_str(), mode, AtFlags::empty()) {
                     Err(Errno::NOENT) => {
-                        let file = sys(self.resolve(
-                            rel,
-                            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
-                            Mode::empty(),
-                        ))?;
-                        let again = sys(rfs::fstat(&file))?;
+                        let (file, again) = self.open_to_read(rel)?;
                         if again.st_dev != st.st_dev || again.st_ino != st.st_ino {
                             return fail(StorageError::Other);
                         }

@@ -119,3 +119,22 @@ pub async fn snapshot<S: Storage>(s: &S) -> Vec<(String, Node)> {
     out.sort();
     out
 }
+
+/// Renames `from` to `to`.
+pub async fn mv<S: Storage>(s: &S, from: &str, to: &str) -> Result<(), StorageError> {
+    kind(s.rename(&p(from), &p(to)).await)
+}
+
+/// Copies `from` to `to`; the bytes copied.
+pub async fn cp<S: Storage>(s: &S, from: &str, to: &str) -> Result<u64, StorageError> {
+    kind(s.copy(&p(from), &p(to)).await)
+}
+
+/// A proptest configuration of `cases` cases that keeps no failure files.
+pub fn cases(cases: u32) -> proptest::prelude::ProptestConfig {
+    proptest::prelude::ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    }
+}

@@ -315,6 +315,34 @@ impl H {
         self.events.pop_front().expect("an event")
     }
 
+    /// Expects a storage request `op`, answers it with `result`.
+    #[track_caller]
+    #[allow(clippy::needless_pass_by_value)] // Call sites read as the expected request.
+    pub fn storage(&mut self, op: StorageOp, result: Result<StorageReply, StorageError>) {
+        match self.event() {
+            Request::Storage { id, op: got } => {
+                assert_eq!(got, op);
+                self.outcome(Outcome::StorageDone { id, result });
+            }
+            other => panic!("want storage {op:?}, got {other:?}"),
+        }
+    }
+
+    /// Sends `line`, answers the storage request `op` it makes with `result`, and returns the
+    /// reply, which must have `code`.
+    #[track_caller]
+    pub fn ask(
+        &mut self,
+        line: &str,
+        op: StorageOp,
+        result: Result<StorageReply, StorageError>,
+        code: u16,
+    ) -> String {
+        self.send(line);
+        self.storage(op, result);
+        self.expect(code)
+    }
+
     /// Asserts nothing more was replied or requested.
     #[track_caller]
     pub fn quiet(&self) {
