@@ -472,7 +472,9 @@ impl<U: Users> Conn<U> {
             return Err(StorageError::PermissionDenied);
         };
         ferry_backends::perform(s, op).await.map_err(|e| {
-            if op.is_mutation() {
+            // A failure of the storage itself (not a missing file) is logged for every call.
+            let storage_failed = matches!(e.kind(), StorageError::Other | StorageError::PermissionDenied);
+            if op.is_mutation() || storage_failed {
                 tracing::info!(peer = %self.session.peer(), user = self.session.user().unwrap_or("-"), ?op, error = %e, "storage operation refused");
             }
             e.kind()
@@ -533,7 +535,7 @@ impl<U: Users> Conn<U> {
             .ok_or(TransferError::Storage(StorageError::PermissionDenied))?;
         let (prepared, size) = transfer::open(storage, &t.kind).await.map_err(|e| {
             tracing::info!(peer = %self.session.peer(), user = self.session.user().unwrap_or("-"), what, path, error = %e, "transfer refused");
-            TransferError::Storage(e)
+            TransferError::Storage(e.kind())
         })?;
         let (plan, prepared) = match (t.channel, prepared) {
             // The core sends only listings (`STAT path`) to the control connection.

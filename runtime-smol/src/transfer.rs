@@ -96,30 +96,22 @@ pub(crate) enum Prepared<S: Storage> {
 pub(crate) async fn open<S: Storage>(
     storage: &S,
     kind: &TransferKind,
-) -> Result<(Prepared<S>, Option<u64>), StorageError> {
+) -> Result<(Prepared<S>, Option<u64>), ferry_backends::Error> {
     match kind {
         TransferKind::Retrieve { path, offset } => {
-            let (reader, meta) = storage
-                .open_read(path, *offset)
-                .await
-                .map_err(|e| e.kind())?;
+            let (reader, meta) = storage.open_read(path, *offset).await?;
             if !meta.is_file() {
-                return Err(StorageError::NotAFile);
+                return Err(StorageError::NotAFile.into());
             }
             let offset = *offset;
             Ok((Prepared::Send { reader, offset }, Some(meta.size)))
         }
         TransferKind::Store { path, mode } => {
-            let upload = storage
-                .open_write(path, *mode)
-                .await
-                .map_err(|e| e.kind())?;
+            let upload = storage.open_write(path, *mode).await?;
             Ok((Prepared::Receive { upload }, None))
         }
         TransferKind::List(request) => {
-            let listing = open_listing(storage, request, unix_now())
-                .await
-                .map_err(|e| e.kind())?;
+            let listing = open_listing(storage, request, unix_now()).await?;
             Ok((Prepared::List(listing), None))
         }
     }

@@ -12,6 +12,7 @@
 //! - [`files`]: test content, checksums, tree snapshots, upload temporaries.
 //! - [`audit`]: the audit log's JSON lines as [`AuditRecord`]s.
 //! - [`wait`]: [`wait_until`] and [`poll`], the one way the tests wait for a condition.
+//! - [`weed`]: SeaweedFS, a real S3 server for the object-storage tests.
 //!
 //! Everything the tests use is re-exported here, so that they import from the crate root.
 
@@ -23,6 +24,7 @@ pub mod files;
 pub mod ftp_client;
 pub mod server;
 pub mod wait;
+pub mod weed;
 
 pub use audit::{AuditRecord, audit, parse_audit_line};
 pub use bin::{ferry_bin, workspace_root};
