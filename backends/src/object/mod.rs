@@ -53,8 +53,9 @@ use opendal::{Execute, Executor, OperationContext, Operator};
 
 use crate::disk::listing::Held;
 use crate::{
-    EntryBatch, Error, FileKind, Lister, MAX_NAME, Metadata, ReadFile, Result, Storage,
-    StorageError, TEMP_PREFIX, UnixTime, Upload, VirtualPath, WriteMode, check_mode, check_names,
+    Capabilities, EntryBatch, Error, FileKind, Lister, MAX_NAME, Metadata, ReadFile, Result,
+    Storage, StorageError, TEMP_PREFIX, UnixTime, Upload, VirtualPath, WriteMode, check_mode,
+    check_names,
 };
 
 /// Bytes of one part of a multipart upload (S3 wants at least 5 MiB but for the last).
@@ -413,6 +414,15 @@ impl Storage for ObjectStorage {
     type Upload = ObjectUpload;
     type Lister = ObjectLister;
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            append: false,
+            write_at: false,
+            set_modified: false,
+            set_mode: false,
+        }
+    }
+
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata> {
         check_names(path)?;
         match self.what(path).await? {
@@ -537,10 +547,10 @@ impl Storage for ObjectStorage {
         if to.is_root() {
             return fail(StorageError::AlreadyExists);
         }
+        self.parent_exists(to).await?;
         if source.is_dir() && to.starts_with(from) {
             return fail(StorageError::BadName);
         }
-        self.parent_exists(to).await?;
         match self.what(to).await? {
             Some(t) if t.is_dir() || source.is_dir() => return fail(StorageError::AlreadyExists),
             _ => {}

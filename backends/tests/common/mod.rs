@@ -10,6 +10,40 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use futures_lite::future::block_on;
 
+#[cfg(feature = "object")]
+#[path = "../../../tests/src/weed.rs"]
+pub mod weed;
+
+/// Whether the program `name` is on `PATH`; a missing one prints `SKIPPED:` or, with
+/// `FERRY_REQUIRE_CLIENTS=1` (CI), fails.
+pub fn require_client(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(name).is_file()));
+    if !found {
+        let required = std::env::var("FERRY_REQUIRE_CLIENTS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "{name} is not installed, and FERRY_REQUIRE_CLIENTS=1 requires it"
+        );
+        eprintln!("SKIPPED: {name} not installed");
+    }
+    found
+}
+
+/// Waits until `cond` holds, for at most `within`.
+pub fn wait_until(within: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The path `s` (normalised as the core would).
 pub fn p(s: &str) -> VirtualPath {
     VirtualPath::parse(s).unwrap()
