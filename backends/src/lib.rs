@@ -11,6 +11,9 @@
 //!   *beneath* with the kernel's help (`openat2(RESOLVE_BENEATH)`), so that neither a `..`, a
 //!   symlink nor a race can lead outside it (DESIGN.md, invariant 4). Uploads to disk go to a
 //!   hidden temporary beside their target and are renamed into place on commit (invariant 5).
+//! - With the `object` feature (on by default), a third: [`ObjectStorage`] ([`object`]), a
+//!   key prefix in an S3-compatible bucket through Apache OpenDAL, over an HTTP transport of
+//!   its own on async-io (no tokio runtime).
 //! - [`accounts`]: the users file (TOML; argon2id password hashes, home folders, a read-only
 //!   flag) and password checks.
 //! - [`audit`]: the audit log (JSON lines) and [`Audited`], a decorator that records every
