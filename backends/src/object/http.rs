@@ -262,7 +262,7 @@ impl SmolHttp {
         body: &Buffer,
         head_only: bool,
     ) -> Result<(http::response::Parts, BodyReader), Failure> {
-        let (mut stream, reused) = match self.pool.pool_take(key) {
+        let (mut stream, reused) = match self.pool.take(key) {
             Some(s) => (s, true),
             None => (
                 connect(key).await.map_err(|error| Failure {
@@ -304,18 +304,13 @@ impl SmolHttp {
         let reader = BodyReader {
             stream: Some(stream),
             buf,
+            scratch: Vec::new(),
             framing,
             key: key.clone(),
             pool: self.pool.clone(),
             timer: None,
         };
         Ok((parts, reader))
-    }
-}
-
-impl Pool {
-    fn pool_take(&self, key: &HostKey) -> Option<Stream> {
-        self.take(key)
     }
 }
 
@@ -391,6 +386,8 @@ struct BodyReader {
     stream: Option<Stream>,
     /// Bytes read past what was handed out.
     buf: Vec<u8>,
+    /// Where reads land (one allocation for the body's life).
+    scratch: Vec<u8>,
     framing: Framing,
     key: HostKey,
     pool: Arc<Pool>,
@@ -404,21 +401,18 @@ impl BodyReader {
         let Some(stream) = self.stream.as_mut() else {
             return Poll::Ready(Ok(0));
         };
-        let start = self.buf.len();
-        self.buf.resize(start + READ_CHUNK, 0);
-        let res = Pin::new(stream).poll_read(cx, &mut self.buf[start..]);
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; READ_CHUNK];
+        }
+        let res = Pin::new(stream).poll_read(cx, &mut self.scratch);
         match res {
             Poll::Ready(Ok(n)) => {
-                self.buf.truncate(start + n);
+                self.buf.extend_from_slice(&self.scratch[..n]);
                 self.timer = None;
                 Poll::Ready(Ok(n))
             }
-            Poll::Ready(Err(e)) => {
-                self.buf.truncate(start);
-                Poll::Ready(Err(e))
-            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                self.buf.truncate(start);
                 let timer = self.timer.get_or_insert_with(|| Timer::after(READ_TIMEOUT));
                 if Pin::new(timer).poll(cx).is_ready() {
                     return Poll::Ready(Err(io::Error::new(
@@ -436,8 +430,9 @@ impl BodyReader {
         let n = usize::try_from(max)
             .unwrap_or(usize::MAX)
             .min(self.buf.len());
-        let rest = self.buf.split_off(n);
-        Bytes::from(std::mem::replace(&mut self.buf, rest))
+        let piece = Bytes::copy_from_slice(&self.buf[..n]);
+        self.buf.drain(..n);
+        piece
     }
 
     /// The position of the first CR LF in `buf`.
