@@ -60,18 +60,22 @@ seq 1 4096 | head -c 4096 > "$OUT/4k.bin"
 rec() { printf '{"what":"%s","via":"%s","round":%s,"value":%s}\n' "$1" "$2" "$3" "$4" >> "$RAW"; log "$1 $2 round $3: $4"; }
 mbs() { python3 -c "print(round($1 / 1e6, 1))"; }
 
-direct_list() {  # ms to page through the 10,000 keys with ListObjectsV2 (1,000 a page)
-  local t0 tok="" n=0 out
-  t0=$(date +%s%N)
+direct_list() {  # ms that the store takes for the 10,000 keys with ListObjectsV2 (1,000 a
+  # page): the sum of curl's own time per page, so the shell's parsing between pages is left out
+  local tok="" n=0 secs=0 t page=$OUT/page.xml
+  # SigV4 as curl signs it wants the query sorted by name and every value percent-encoded.
+  local pre=bench%2Fhome%2Fbench%2Fbig10k%2F
   while :; do
-    out=$(curl -sf "${SIG[@]}" -G "$S3/$B" --data-urlencode list-type=2 --data-urlencode delimiter=/ \
-      --data-urlencode prefix=bench/home/bench/big10k/ ${tok:+--data-urlencode "continuation-token=$tok"})
-    n=$((n + $(grep -o '<Key>' <<< "$out" | wc -l)))
-    tok=$(grep -o '<NextContinuationToken>[^<]*' <<< "$out" | cut -d'>' -f2)
+    t=$(curl -sf "${SIG[@]}" -o "$page" -w '%{time_total}' \
+      "$S3/$B?${tok:+continuation-token=$tok&}delimiter=%2F&list-type=2&max-keys=1000&prefix=$pre")
+    secs=$(python3 -c "print($secs + $t)")
+    n=$((n + $(grep -o '<Key>' "$page" | wc -l)))
+    tok=$(grep -o '<NextContinuationToken>[^<]*' "$page" | cut -d'>' -f2 |
+      python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.read().strip(), safe=""), end="")')
     [ -z "$tok" ] && break
   done
   [ "$n" = 10000 ] || log "direct listing saw $n keys"
-  echo $(( ($(date +%s%N) - t0) / 1000000 ))
+  python3 -c "print(round($secs * 1000, 1))"
 }
 
 direct_small() {  # ops/s of 4 curl processes each doing PUT+GET of 4 KiB objects for SF_SECS
@@ -104,6 +108,10 @@ for r in $(seq "$ROUNDS"); do
   rec small ferry "$r" "$($L small-files $A --clients 4 --cycles 1000000 --max-seconds "$SF_SECS" | grep -o '"ops_s":[0-9.]*' | cut -d: -f2)"
 done
 
+# Memory: one upload of 4 GiB, then the server's peak resident memory over the whole run.
+rec stor4g ferry 1 "$($L stor-big $A --size 4294967296 --runs 1 | grep -o '"median_mb_s":[0-9.]*' | cut -d: -f2)"
+rec peak_rss_mib ferry 1 "$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/${PIDS[1]}/status")"
+
 python3 - "$RAW" <<'EOF'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -114,4 +122,6 @@ for w, unit, better in [("retr", "MB/s", "high"), ("stor", "MB/s", "high"), ("sm
     f, d = med(w, "ferry"), med(w, "direct")
     print(f"| {w} ({unit}) | {f:,.1f} | {d:,.1f} | {f / d:.2f}x |")
 print(f"| mlsd (ms) | {med('mlsd', 'ferry'):,.1f} | | |")
+print(f"| STOR of 4 GiB (MB/s) | {med('stor4g', 'ferry'):,.1f} | | |")
+print(f"| Ferry's peak RSS over the run (MiB) | {med('peak_rss_mib', 'ferry'):,.0f} | | |")
 EOF
