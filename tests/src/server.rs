@@ -367,6 +367,17 @@ impl Server {
         path
     }
 
+    /// Writes `data` to `name` in `user`'s home, behind the server's back (as if it had been
+    /// there before), and returns its path.
+    ///
+    /// # Panics
+    /// When it cannot be written.
+    pub fn put(&self, user: &str, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.home(user).join(name);
+        fs::write(&path, data).unwrap();
+        path
+    }
+
     /// The URL of `path` on the server, with `user`'s name and password in it.
     #[must_use]
     pub fn url(&self, user: &str, path: &str) -> String {

@@ -420,8 +420,7 @@ fn starttls_injection_is_discarded() {
 fn a_data_connection_must_resume_its_own_control_session() {
     let certs = Certs::new(&[]);
     let server = tls_server(&certs, &[]);
-    let home = server.home("alice");
-    std::fs::write(home.join("listed.txt"), b"x").unwrap();
+    server.put("alice", "listed.txt", b"x");
     // Two clients, each with its own session cache, as two separate programs would have.
     let (config_a, config_b) = (certs.client_config(), certs.client_config());
     let mut a = TlsControl::upgrade(server.addr(), config_a.clone(), "AUTH TLS\r\n");

@@ -362,8 +362,7 @@ fn a_held_upload_write_stalls_only_its_session() {
     let (held, gate) = Held::new();
     let (server, tree) = start(Some(gate), None);
     let mut a = alice(server.addr, &tree);
-    a.expect("TYPE I", 200);
-    let mut data = a.data_command("STOR up.txt");
+    let mut data = a.data_in("I", "STOR up.txt");
     std::io::Write::write_all(&mut data, b"uploaded while held").unwrap();
     drop(data);
     assert_eq!(held.wait_entered(), "write");

@@ -233,7 +233,7 @@ fn extended_passive_mode() {
     // EPSV ALL: after it, only EPSV works.
     let mut ftp = server.ftp("alice", Mode::ExtendedPassive);
     raw(&mut ftp, "EPSV ALL", Status::CommandOk);
-    std::fs::write(server.home("alice").join("e.txt"), b"epsv all").unwrap();
+    server.put("alice", "e.txt", b"epsv all");
     let got = ftp.retr_as_buffer("e.txt").unwrap().into_inner();
     assert_eq!(got, b"epsv all");
     ftp.set_mode(Mode::Passive);
@@ -254,11 +254,7 @@ fn active_mode() {
 #[test]
 fn abort_downloads() {
     let server = Server::with_alice(&[]);
-    std::fs::write(
-        server.home("alice").join("big.bin"),
-        random_bytes(4, 30 << 20),
-    )
-    .unwrap();
+    server.put("alice", "big.bin", random_bytes(4, 30 << 20));
     let mut failures = Vec::new();
     for mode in [Mode::Passive, Mode::ExtendedPassive, Mode::Active] {
         let mut ftp = server.ftp("alice", mode);
