@@ -205,6 +205,18 @@ impl Control {
         r
     }
 
+    /// Sends `line`, asserts that it opens a transfer (150) and that the transfer ends
+    /// with `code`.
+    ///
+    /// # Panics
+    /// When either code differs.
+    pub fn transfer_ends(&mut self, line: &str, code: u16) -> Reply {
+        self.expect(line, 150);
+        let r = self.read_reply();
+        assert_eq!(r.code, code, "{line:?} ended with {r:?}");
+        r
+    }
+
     /// Sends each line of `script` in turn and asserts its reply's code.
     ///
     /// # Panics
@@ -282,7 +294,16 @@ impl Control {
     /// # Panics
     /// When the download fails.
     pub fn retr(&mut self, path: &str) -> Vec<u8> {
-        let mut data = self.data_in("I", &format!("RETR {path}"));
+        self.retr_as("I", path)
+    }
+
+    /// Downloads `path` in transfer type `kind` (`"I"` or `"A"`) over a passive
+    /// connection.
+    ///
+    /// # Panics
+    /// When the download fails.
+    pub fn retr_as(&mut self, kind: &str, path: &str) -> Vec<u8> {
+        let mut data = self.data_in(kind, &format!("RETR {path}"));
         let mut buf = Vec::new();
         data.read_to_end(&mut buf).expect("reading the download");
         let r = self.read_reply();

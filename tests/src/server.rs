@@ -356,6 +356,19 @@ impl Server {
         dir
     }
 
+    /// [`Server::local_dir`] holding `files` (name and content each).
+    ///
+    /// # Panics
+    /// When it cannot be made.
+    #[must_use]
+    pub fn local_dir_with(&self, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+        let dir = self.local_dir(name);
+        for (file, data) in files {
+            fs::write(dir.join(file), data).unwrap();
+        }
+        dir
+    }
+
     /// A file `name` beside the data folder holding `data`, for a client to send.
     ///
     /// # Panics

@@ -147,24 +147,18 @@ fn absent_and_stalled_data_connections_time_out() {
     // PASV, then a transfer, but the client never connects: 425 after the data timeout.
     let _ = c.pasv_addr();
     let t = Instant::now();
-    c.expect("RETR big.bin", 150);
-    let r = c.read_reply();
-    assert_eq!(r.code, 425, "{r:?}");
+    c.transfer_ends("RETR big.bin", 425);
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     // An active address nobody listens on: 425 too.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let p = l.local_addr().unwrap().port();
     drop(l);
     c.expect(&format!("PORT 127,0,0,1,{},{}", p >> 8, p & 0xff), 200);
-    c.expect("RETR big.bin", 150);
-    let r = c.read_reply();
-    assert_eq!(r.code, 425, "{r:?}");
+    c.transfer_ends("RETR big.bin", 425);
     // A download the client stops reading: 426 after the stall timeout.
     let data = c.pasv();
     let t = Instant::now();
-    c.expect("RETR big.bin", 150);
-    let r = c.read_reply();
-    assert_eq!(r.code, 426, "{r:?}");
+    c.transfer_ends("RETR big.bin", 426);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     drop(data);
     // An upload that stops sending: 426, and the old file stays.
@@ -1227,10 +1221,7 @@ fn killed_client_process_mid_upload() {
     let mut child = std::process::Command::new("curl")
         .args(["-s", "--limit-rate", "500k", "-T"])
         .arg(&local)
-        .arg(format!(
-            "ftp://alice:alice-pw@127.0.0.1:{}/keep.bin",
-            server.port()
-        ))
+        .arg(server.url("alice", "keep.bin"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -401,8 +401,7 @@ fn abor_after_a_broken_transfer_gets_226() {
 #[test]
 fn abor_during_an_upload_keeps_the_old_file() {
     let server = Server::with_alice(&[]);
-    let home = server.home("alice");
-    server.put("alice", "keep.bin", b"old content");
+    let keep = server.put("alice", "keep.bin", b"old content");
     let mut c = server.login("alice");
     let mut data = c.data_in("I", "STOR keep.bin");
     data.write_all(&random_bytes(1, 1 << 20)).unwrap();
@@ -415,11 +414,8 @@ fn abor_during_an_upload_keeps_the_old_file() {
     }
     drop(data);
     c.expect("NOOP", 200);
-    assert_eq!(
-        std::fs::read(home.join("keep.bin")).unwrap(),
-        b"old content"
-    );
-    assert!(ferry_tests::temporaries(&home).is_empty());
+    assert_eq!(std::fs::read(&keep).unwrap(), b"old content");
+    assert!(ferry_tests::temporaries(&server.home("alice")).is_empty());
 }
 
 /// MFMT answers `213 Modify=<time>` for the time it set; a time the file system cannot
@@ -577,11 +573,7 @@ fn type_a_converts_line_ends() {
     server.put("alice", "unix.txt", b"one\ntwo\n\nthree");
     let mut c = server.login("alice");
     // Download in ASCII: LF becomes CR LF on the wire.
-    let mut data = c.data_in("A", "RETR unix.txt");
-    let mut wire = Vec::new();
-    data.read_to_end(&mut wire).unwrap();
-    assert_eq!(c.read_reply().code, 226);
-    assert_eq!(wire, b"one\r\ntwo\r\n\r\nthree");
+    assert_eq!(c.retr_as("A", "unix.txt"), b"one\r\ntwo\r\n\r\nthree");
     // Upload in ASCII: CR LF becomes LF on disk.
     let mut data = c.data_command("STOR dos.txt");
     data.write_all(b"a\r\nb\r\n\r\nc").unwrap();

@@ -220,16 +220,21 @@ fn exercise(server: &Server, addr: SocketAddr, mode: Mode) {
     );
 }
 
+/// [`exercise`] on a new server with alice; returns the server.
+fn exercised(mode: Mode) -> Server {
+    let server = Server::with_alice(&[]);
+    exercise(&server, server.addr(), mode);
+    server
+}
+
 #[test]
 fn passive_mode() {
-    let server = Server::with_alice(&[]);
-    exercise(&server, server.addr(), Mode::Passive);
+    exercised(Mode::Passive);
 }
 
 #[test]
 fn extended_passive_mode() {
-    let server = Server::with_alice(&[]);
-    exercise(&server, server.addr(), Mode::ExtendedPassive);
+    let server = exercised(Mode::ExtendedPassive);
     // EPSV ALL: after it, only EPSV works.
     let mut ftp = server.ftp("alice", Mode::ExtendedPassive);
     raw(&mut ftp, "EPSV ALL", Status::CommandOk);
@@ -242,8 +247,7 @@ fn extended_passive_mode() {
 
 #[test]
 fn active_mode() {
-    let server = Server::with_alice(&[]);
-    exercise(&server, server.addr(), Mode::Active);
+    exercised(Mode::Active);
 }
 
 /// ABOR of running downloads, many times in each mode. suppaftp sends ABOR and closes the
