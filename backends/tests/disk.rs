@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{block_on, kind, names, p, put, read, write};
 use ferry_backends::{
@@ -315,11 +315,17 @@ fn special_files_are_not_opened() {
     });
 }
 
+/// A new temporary folder, and an empty folder `name` in it.
+fn folder_in_a_temporary(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join(name);
+    fs::create_dir(&folder).unwrap();
+    (dir, folder)
+}
+
 #[test]
 fn the_root_is_opened_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    fs::create_dir(&root).unwrap();
+    let (dir, root) = folder_in_a_temporary("root");
     let s = DiskStorage::new(&root).unwrap();
     block_on(async {
         put(&s, "/f", b"inside").await;
@@ -339,9 +345,7 @@ fn the_root_is_opened_once() {
 
 #[test]
 fn is_rooted_at_tells_whether_the_home_is_still_the_same_folder() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    fs::create_dir(&home).unwrap();
+    let (dir, home) = folder_in_a_temporary("home");
     let tree = DiskStorage::new(&home).unwrap();
     assert!(tree.is_rooted_at(&home));
     fs::rename(&home, dir.path().join("moved")).unwrap();

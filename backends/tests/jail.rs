@@ -262,16 +262,21 @@ fn check(ops: &[Op], walking: bool) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Up to 29 operations.
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op(), 1..30)
+}
+
 proptest! {
     #![proptest_config(cases(96))]
 
     #[test]
-    fn nothing_outside_is_read_listed_or_changed(ops in prop::collection::vec(op(), 1..30)) {
+    fn nothing_outside_is_read_listed_or_changed(ops in ops()) {
         check(&ops, false)?;
     }
 
     #[test]
-    fn nothing_outside_is_reached_when_walking(ops in prop::collection::vec(op(), 1..30)) {
+    fn nothing_outside_is_reached_when_walking(ops in ops()) {
         check(&ops, true)?;
     }
 }

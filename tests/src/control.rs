@@ -205,6 +205,18 @@ impl Control {
         r
     }
 
+    /// Sends `line`, asserts that it opens a transfer (150) and that the transfer ends
+    /// with `code`.
+    ///
+    /// # Panics
+    /// When either code differs.
+    pub fn transfer_ends(&mut self, line: &str, code: u16) -> Reply {
+        self.expect(line, 150);
+        let r = self.read_reply();
+        assert_eq!(r.code, code, "{line:?} ended with {r:?}");
+        r
+    }
+
     /// Sends each line of `script` in turn and asserts its reply's code.
     ///
     /// # Panics
@@ -212,6 +224,17 @@ impl Control {
     pub fn expect_all(&mut self, script: &[(&str, u16)]) {
         for &(line, code) in script {
             self.expect(line, code);
+        }
+    }
+
+    /// Sends each of `lines` in turn and asserts `ok` of its reply.
+    ///
+    /// # Panics
+    /// When a reply is not `ok`.
+    pub fn expect_each(&mut self, lines: &[&str], ok: impl Fn(&Reply) -> bool) {
+        for &line in lines {
+            let r = self.cmd(line);
+            assert!(ok(&r), "{line:?} got {r:?}");
         }
     }
 
@@ -256,13 +279,31 @@ impl Control {
         data
     }
 
+    /// Sets the transfer type (`"I"` or `"A"`), then opens a passive data connection for
+    /// `command`, which must answer 150.
+    ///
+    /// # Panics
+    /// When TYPE, PASV or the command fails.
+    pub fn data_in(&mut self, kind: &str, command: &str) -> TcpStream {
+        self.expect(&format!("TYPE {kind}"), 200);
+        self.data_command(command)
+    }
+
     /// Downloads `path` in binary over a passive connection.
     ///
     /// # Panics
     /// When the download fails.
     pub fn retr(&mut self, path: &str) -> Vec<u8> {
-        self.expect("TYPE I", 200);
-        let mut data = self.data_command(&format!("RETR {path}"));
+        self.retr_as("I", path)
+    }
+
+    /// Downloads `path` in transfer type `kind` (`"I"` or `"A"`) over a passive
+    /// connection.
+    ///
+    /// # Panics
+    /// When the download fails.
+    pub fn retr_as(&mut self, kind: &str, path: &str) -> Vec<u8> {
+        let mut data = self.data_in(kind, &format!("RETR {path}"));
         let mut buf = Vec::new();
         data.read_to_end(&mut buf).expect("reading the download");
         let r = self.read_reply();
@@ -275,8 +316,7 @@ impl Control {
     /// # Panics
     /// When the upload fails.
     pub fn stor(&mut self, path: &str, bytes: &[u8]) {
-        self.expect("TYPE I", 200);
-        let mut data = self.data_command(&format!("STOR {path}"));
+        let mut data = self.data_in("I", &format!("STOR {path}"));
         data.write_all(bytes).expect("writing the upload");
         drop(data);
         let r = self.read_reply();

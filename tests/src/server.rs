@@ -356,6 +356,19 @@ impl Server {
         dir
     }
 
+    /// [`Server::local_dir`] holding `files` (name and content each).
+    ///
+    /// # Panics
+    /// When it cannot be made.
+    #[must_use]
+    pub fn local_dir_with(&self, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+        let dir = self.local_dir(name);
+        for (file, data) in files {
+            fs::write(dir.join(file), data).unwrap();
+        }
+        dir
+    }
+
     /// A file `name` beside the data folder holding `data`, for a client to send.
     ///
     /// # Panics
@@ -363,6 +376,17 @@ impl Server {
     #[must_use]
     pub fn local_file(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
         let path = self.root().join(name);
+        fs::write(&path, data).unwrap();
+        path
+    }
+
+    /// Writes `data` to `name` in `user`'s home, behind the server's back (as if it had been
+    /// there before), and returns its path.
+    ///
+    /// # Panics
+    /// When it cannot be written.
+    pub fn put(&self, user: &str, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.home(user).join(name);
         fs::write(&path, data).unwrap();
         path
     }

@@ -81,7 +81,7 @@ fn every_change_is_audited_in_order() {
         .args(["--login-failure-delay-ms", "0"])
         .start();
     let home = server.home("alice");
-    std::fs::write(home.join("existing.txt"), b"existing").unwrap();
+    server.put("alice", "existing.txt", b"existing");
     let mut c = server.login("alice");
     let client = c.stream().local_addr().unwrap().to_string();
 
@@ -103,8 +103,7 @@ fn every_change_is_audited_in_order() {
     // Each kind of change, and some that fail.
     c.stor("new.bin", &random_bytes(1, 12_345)); // upload
     c.stor("new.bin", b"replaced"); // upload over a file
-    c.expect("TYPE I", 200);
-    let mut data = c.data_command("APPE new.bin"); // append
+    let mut data = c.data_in("I", "APPE new.bin"); // append
     data.write_all(b"+more").unwrap();
     drop(data);
     assert_eq!(c.read_reply().code, 226);

@@ -16,11 +16,15 @@ fn classic_ftp_in_active_mode() {
         return;
     };
     let home = server.home("alice");
-    let local = server.local_dir("local");
+    let local = server.local_dir_with(
+        "local",
+        &[
+            ("report.bin", &random_bytes(11, 654_321)),
+            ("notes.txt", b"first line\nsecond line\n"),
+            ("todo.txt", b"- test\n"),
+        ],
+    );
     let fetched = server.local_dir("fetched");
-    std::fs::write(local.join("report.bin"), random_bytes(11, 654_321)).unwrap();
-    std::fs::write(local.join("notes.txt"), b"first line\nsecond line\n").unwrap();
-    std::fs::write(local.join("todo.txt"), b"- test\n").unwrap();
     let l = local.display();
     let f = fetched.display();
     // What a user types, one command a line; `passive` is never turned on.

@@ -124,7 +124,7 @@ fn concurrent_replacements_are_atomic() {
     let server = Arc::new(Server::with_alice(&[]));
     let home = server.home("alice");
     let version = |i: usize| random_bytes(500 + i as u64, 1_000_000 + i * 7);
-    std::fs::write(home.join("shared.bin"), version(WRITERS)).unwrap();
+    server.put("alice", "shared.bin", version(WRITERS));
     let sums: Arc<Vec<String>> = Arc::new((0..=WRITERS).map(|i| sha256_hex(&version(i))).collect());
     let start = Arc::new(Barrier::new(WRITERS + READERS));
     let mut handles = Vec::new();

@@ -62,7 +62,7 @@ fn upload_download_and_listings() {
 
     // Listings: LIST and NLST (--list-only).
     std::fs::create_dir(home.join("sub")).unwrap();
-    std::fs::write(home.join("sub/inner.txt"), b"inner").unwrap();
+    server.put("alice", "sub/inner.txt", b"inner");
     let out = curl_ok(&[&server.url("alice", "")]);
     assert!(
         out.stdout.contains("up load.bin") && out.stdout.contains("sub"),
@@ -98,8 +98,8 @@ fn quote_commands() {
         return;
     };
     let home = server.home("alice");
-    std::fs::write(home.join("a.txt"), b"a").unwrap();
-    std::fs::write(home.join("gone.txt"), b"g").unwrap();
+    server.put("alice", "a.txt", b"a");
+    server.put("alice", "gone.txt", b"g");
     // Before the transfer: MKD, RNFR/RNTO, SITE CPFR/CPTO, SITE CHMOD, MFMT; after it
     // (a leading '-'): DELE.
     curl_ok(&[
@@ -184,10 +184,9 @@ fn resume_both_ways() {
     let Some(server) = Server::for_client("curl") else {
         return;
     };
-    let home = server.home("alice");
     let full = random_bytes(3, 2_000_000);
     // Download resume: the local file holds the first part.
-    std::fs::write(home.join("r.bin"), &full).unwrap();
+    server.put("alice", "r.bin", &full);
     let dst = server.local_file("partial.bin", &full[..750_000]);
     curl_ok(&["-C", "-", "-o", p(&dst), &server.url("alice", "r.bin")]);
     assert!(
@@ -196,19 +195,19 @@ fn resume_both_ways() {
     );
     // Upload resume: the server holds the first part; curl asks SIZE and appends.
     let src = server.local_file("whole.bin", &full);
-    std::fs::write(home.join("up.bin"), &full[..1_234_567]).unwrap();
+    let up = server.put("alice", "up.bin", &full[..1_234_567]);
     curl_ok(&["-C", "-", "-T", p(&src), &server.url("alice", "up.bin")]);
     assert!(
-        std::fs::read(home.join("up.bin")).unwrap() == full,
+        std::fs::read(&up).unwrap() == full,
         "resumed upload differs"
     );
     let rec = server.assert_audited("alice", "append", "/up.bin");
     assert_eq!(rec.bytes, Some((2_000_000 - 1_234_567) as u64), "{rec:?}");
     // An explicit offset: --continue-at 1000 (REST 1000 + STOR).
-    std::fs::write(home.join("at.bin"), &full[..1000]).unwrap();
+    let at = server.put("alice", "at.bin", &full[..1000]);
     let tail = server.local_file("tail.bin", &full);
     curl_ok(&["-C", "1000", "-T", p(&tail), &server.url("alice", "at.bin")]);
-    assert!(std::fs::read(home.join("at.bin")).unwrap() == full);
+    assert!(std::fs::read(&at).unwrap() == full);
 }
 
 #[test]
@@ -218,16 +217,7 @@ fn create_dirs_and_ascii() {
     };
     let home = server.home("alice");
     let src = server.local_file("text.txt", b"line one\nline two\nline three\n");
-    curl_ok(&[
-        "--ftp-create-dirs",
-        "-T",
-        p(&src),
-        &server.url("alice", "a/b/c/text.txt"),
-    ]);
-    assert_eq!(
-        std::fs::read(home.join("a/b/c/text.txt")).unwrap(),
-        std::fs::read(&src).unwrap()
-    );
+    upload(&server, &["--ftp-create-dirs"], &src, "a/b/c/text.txt");
     for d in ["/a", "/a/b", "/a/b/c"] {
         server.assert_audited("alice", "mkdir", d);
     }
@@ -235,17 +225,9 @@ fn create_dirs_and_ascii() {
     let out = curl(&["-T", p(&src), &server.url("alice", "x/y/text.txt")]);
     assert!(!out.status.success());
     assert!(!home.join("x").exists());
-    // ASCII upload: curl sends CR LF, the server stores the local convention (LF).
-    curl_ok(&[
-        "--use-ascii",
-        "-T",
-        p(&src),
-        &server.url("alice", "ascii.txt"),
-    ]);
-    assert_eq!(
-        std::fs::read(home.join("ascii.txt")).unwrap(),
-        b"line one\nline two\nline three\n"
-    );
+    // ASCII upload: curl sends CR LF, the server stores the local convention (LF), as in
+    // `src`.
+    upload(&server, &["--use-ascii"], &src, "ascii.txt");
     // ASCII download: the server sends CR LF (see raw.rs), which curl turns back into LF.
     let out = curl_ok(&[&server.url("alice", "ascii.txt;type=a")]);
     assert_eq!(out.stdout, "line one\nline two\nline three\n");

@@ -69,6 +69,13 @@ impl Certs {
     }
 }
 
+/// New certificates and a server on them.
+fn new_tls_server(extra: &[&str]) -> (Certs, Server) {
+    let certs = Certs::new(&[]);
+    let server = tls_server(&certs, extra);
+    (certs, server)
+}
+
 fn tls_server(certs: &Certs, extra: &[&str]) -> Server {
     ServerBuilder::new()
         .user("alice", "alice-pw")
@@ -82,8 +89,7 @@ fn curl_over_tls13_and_tls12() {
     if !require_client("curl") {
         return;
     }
-    let certs = Certs::new(&[]);
-    let server = tls_server(&certs, &[]);
+    let (certs, server) = new_tls_server(&[]);
     let home = server.home("alice");
     let files: Vec<PathBuf> = (0..4)
         .map(|i| {
@@ -173,8 +179,7 @@ fn curl_with_tls_on_the_control_connection_only() {
     if !require_client("curl") {
         return;
     }
-    let certs = Certs::new(&[]);
-    let server = tls_server(&certs, &[]);
+    let (_certs, server) = new_tls_server(&[]);
     let src = server.local_file("c.bin", random_bytes(7, 50_000));
     // --ftp-ssl-control: the password is encrypted, the data goes PROT C.
     let out = curl(&[
@@ -202,8 +207,7 @@ fn lftp_mirrors_a_tree_over_ftps() {
     if !require_client("lftp") {
         return;
     }
-    let certs = Certs::new(&[]);
-    let server = tls_server(&certs, &["--require-tls"]);
+    let (_certs, server) = new_tls_server(&["--require-tls"]);
     let local = server.root().join("local");
     make_tree(&local, 31);
     let back = server.root().join("back");
@@ -228,8 +232,7 @@ fn lftp_mirrors_a_tree_over_ftps() {
 #[test]
 fn suppaftp_with_rustls() {
     use suppaftp::{RustlsConnector, RustlsFtpStream};
-    let certs = Certs::new(&[]);
-    let server = tls_server(&certs, &["--require-tls"]);
+    let (certs, server) = new_tls_server(&["--require-tls"]);
     let ftp = RustlsFtpStream::connect(server.addr()).unwrap();
     let mut ftp = ftp
         .into_secure(RustlsConnector::from(certs.client_config()), "localhost")
@@ -391,8 +394,7 @@ impl TlsControl {
 
 #[test]
 fn starttls_injection_is_discarded() {
-    let certs = Certs::new(&[]);
-    let server = tls_server(&certs, &[]);
+    let (certs, server) = new_tls_server(&[]);
     // USER and PASS ride in the same segment as AUTH TLS, in clear text: they must not run
     // after the handshake.
     let mut c = TlsControl::upgrade(
@@ -418,10 +420,8 @@ fn starttls_injection_is_discarded() {
 
 #[test]
 fn a_data_connection_must_resume_its_own_control_session() {
-    let certs = Certs::new(&[]);
-    let server = tls_server(&certs, &[]);
-    let home = server.home("alice");
-    std::fs::write(home.join("listed.txt"), b"x").unwrap();
+    let (certs, server) = new_tls_server(&[]);
+    server.put("alice", "listed.txt", b"x");
     // Two clients, each with its own session cache, as two separate programs would have.
     let (config_a, config_b) = (certs.client_config(), certs.client_config());
     let mut a = TlsControl::upgrade(server.addr(), config_a.clone(), "AUTH TLS\r\n");
@@ -475,8 +475,7 @@ fn a_data_connection_must_resume_its_own_control_session() {
 
 #[test]
 fn require_tls_leaves_no_clear_text_path() {
-    let certs = Certs::new(&[]);
-    let server = tls_server(&certs, &["--require-tls"]);
+    let (certs, server) = new_tls_server(&["--require-tls"]);
     // Clear text: no login.
     let mut c = server.control();
     let r = c.cmd("USER alice");

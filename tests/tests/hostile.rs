@@ -140,31 +140,25 @@ fn slow_clients_and_endless_lines() {
 fn absent_and_stalled_data_connections_time_out() {
     let server = Server::with_alice(&["--data-timeout", "1", "--stall-timeout", "1"]);
     let home = server.home("alice");
-    std::fs::write(home.join("big.bin"), random_bytes(1, 64 << 20)).unwrap();
-    std::fs::write(home.join("keep.bin"), b"old").unwrap();
+    server.put("alice", "big.bin", random_bytes(1, 64 << 20));
+    server.put("alice", "keep.bin", b"old");
     let mut c = server.login("alice");
     c.expect("TYPE I", 200);
     // PASV, then a transfer, but the client never connects: 425 after the data timeout.
     let _ = c.pasv_addr();
     let t = Instant::now();
-    c.expect("RETR big.bin", 150);
-    let r = c.read_reply();
-    assert_eq!(r.code, 425, "{r:?}");
+    c.transfer_ends("RETR big.bin", 425);
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     // An active address nobody listens on: 425 too.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let p = l.local_addr().unwrap().port();
     drop(l);
     c.expect(&format!("PORT 127,0,0,1,{},{}", p >> 8, p & 0xff), 200);
-    c.expect("RETR big.bin", 150);
-    let r = c.read_reply();
-    assert_eq!(r.code, 425, "{r:?}");
+    c.transfer_ends("RETR big.bin", 425);
     // A download the client stops reading: 426 after the stall timeout.
     let data = c.pasv();
     let t = Instant::now();
-    c.expect("RETR big.bin", 150);
-    let r = c.read_reply();
-    assert_eq!(r.code, 426, "{r:?}");
+    c.transfer_ends("RETR big.bin", 426);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     drop(data);
     // An upload that stops sending: 426, and the old file stays.
@@ -372,7 +366,7 @@ fn wait_refused(server: &Server, thief: &TcpStream) {
 fn passive_hijack_is_refused_and_the_real_transfer_works() {
     let server = Server::with_alice(&[]);
     let content = random_bytes(7, 300_000);
-    std::fs::write(server.home("alice").join("prize.bin"), &content).unwrap();
+    server.put("alice", "prize.bin", &content);
     for command in ["PASV", "EPSV"] {
         let mut c = server.login("alice");
         c.expect("TYPE I", 200);
@@ -439,7 +433,7 @@ fn passive_hijack_is_refused_and_the_real_transfer_works() {
 fn commands_before_login_get_530() {
     let server = Server::with_alice(&["--login-failure-delay-ms", "0"]);
     let home = server.home("alice");
-    std::fs::write(home.join("file.txt"), b"data").unwrap();
+    server.put("alice", "file.txt", b"data");
     std::fs::create_dir(home.join("dir")).unwrap();
     let before = snapshot(server.data_dir());
     let commands = [
@@ -590,7 +584,7 @@ fn world() -> Server {
     std::fs::write(outside.join("sentinel-sub/inner.txt"), SECRET).unwrap();
     let mut bob = BOB_SECRET.as_bytes().to_vec();
     bob.resize(5555, b'#');
-    std::fs::write(server.home("bob").join("bob-secret.txt"), &bob).unwrap();
+    server.put("bob", "bob-secret.txt", &bob);
     // A recognisable time on the secret file (MDTM must never show it).
     let old = std::time::UNIX_EPOCH + Duration::from_secs(946_684_798);
     set_mtime(&outside.join("sentinel-secret.txt"), old);
@@ -759,7 +753,7 @@ fn traversal_through_every_path_command() {
     let root = server.root().to_string_lossy().into_owned();
     let fix = || {
         if !home.join("file.txt").exists() {
-            std::fs::write(home.join("file.txt"), b"alice's file").unwrap();
+            server.put("alice", "file.txt", b"alice's file");
         }
         let _ = std::fs::create_dir(home.join("dir"));
     };
@@ -866,7 +860,7 @@ fn symlinks_planted_in_a_home_lead_nowhere() {
     ];
     let plant = || {
         if !home.join("file.txt").exists() {
-            std::fs::write(home.join("file.txt"), b"alice's file").unwrap();
+            server.put("alice", "file.txt", b"alice's file");
         }
         let _ = std::fs::create_dir(home.join("dir"));
         for (name, target) in &links {
@@ -1023,8 +1017,7 @@ fn client_vanishes_mid_download() {
     let sum = sha256_file(&file);
     for how in ["reset both", "close control", "reset data"] {
         let mut c = server.login("alice");
-        c.expect("TYPE I", 200);
-        let mut data = c.data_command("RETR big.bin");
+        let mut data = c.data_in("I", "RETR big.bin");
         let mut buf = vec![0u8; 256 * 1024];
         let n = data.read(&mut buf).unwrap();
         assert!(n > 0);
@@ -1069,8 +1062,7 @@ fn client_vanishes_mid_download() {
 /// connections.
 fn start_upload(server: &Server) -> (Control, TcpStream) {
     let mut c = server.login("alice");
-    c.expect("TYPE I", 200);
-    let mut data = c.data_command("STOR keep.bin");
+    let mut data = c.data_in("I", "STOR keep.bin");
     data.write_all(&random_bytes(99, 3 << 20)).unwrap();
     // Let the server write some of it to its temporary file.
     let home = server.home("alice");
@@ -1086,7 +1078,7 @@ fn client_vanishes_mid_upload() {
     let server = Server::with_alice(&[]);
     let home = server.home("alice");
     let old = random_bytes(5, 1 << 20);
-    std::fs::write(home.join("keep.bin"), &old).unwrap();
+    server.put("alice", "keep.bin", &old);
     let check = |how: &str| {
         assert!(
             wait_until(Duration::from_secs(5), || temporaries(&home).is_empty()),
@@ -1149,9 +1141,9 @@ fn client_vanishes_mid_upload() {
 fn uploads_cut_off_by_a_vanished_client_are_all_audited() {
     let server = Server::with_alice(&[]);
     let home = server.home("alice");
-    std::fs::write(home.join("keep.bin"), b"old").unwrap();
-    std::fs::write(home.join("app.bin"), b"").unwrap();
-    std::fs::write(home.join("fin.bin"), b"old").unwrap();
+    server.put("alice", "keep.bin", b"old");
+    server.put("alice", "app.bin", b"");
+    server.put("alice", "fin.bin", b"old");
     let mut sessions = Vec::new();
     for i in 0..24u64 {
         let way = ["reset STOR", "reset APPE", "FIN STOR"][(i % 3) as usize];
@@ -1224,15 +1216,12 @@ fn killed_client_process_mid_upload() {
     };
     let home = server.home("alice");
     let old = random_bytes(6, 100_000);
-    std::fs::write(home.join("keep.bin"), &old).unwrap();
+    server.put("alice", "keep.bin", &old);
     let local = server.local_file("upload.bin", random_bytes(8, 4 << 20));
     let mut child = std::process::Command::new("curl")
         .args(["-s", "--limit-rate", "500k", "-T"])
         .arg(&local)
-        .arg(format!(
-            "ftp://alice:alice-pw@127.0.0.1:{}/keep.bin",
-            server.port()
-        ))
+        .arg(server.url("alice", "keep.bin"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1303,8 +1292,7 @@ fn full_disk_fails_uploads_cleanly() {
     c.stor("keep.bin", &small);
     assert!(std::fs::read(home.join("keep.bin")).unwrap() == small);
     let full_reply = |c: &mut Control, cmd: &str| {
-        c.expect("TYPE I", 200);
-        let mut data = c.data_command(cmd);
+        let mut data = c.data_in("I", cmd);
         let _ = data.write_all(&random_bytes(2, 3 << 20));
         drop(data);
         c.read_reply()
@@ -1356,13 +1344,12 @@ fn full_disk_fails_uploads_cleanly() {
 fn unwritable_audit_log_refuses_changes_and_keeps_data() {
     let server = Server::with_alice(&["--audit-log", "/dev/full"]);
     let home = server.home("alice");
-    std::fs::write(home.join("keep.txt"), b"keep me").unwrap();
+    server.put("alice", "keep.txt", b"keep me");
     let mut c = server.login("alice");
     let refused =
         |r: &ferry_tests::Reply| (450..=452).contains(&r.code) || r.code == 552 || r.code == 550;
     // An upload over a file: refused, the old file stays, no temporary.
-    c.expect("TYPE I", 200);
-    let mut data = c.data_command("STOR keep.txt");
+    let mut data = c.data_in("I", "STOR keep.txt");
     data.write_all(b"replacement").unwrap();
     drop(data);
     let r = c.read_reply();
@@ -1376,15 +1363,15 @@ fn unwritable_audit_log_refuses_changes_and_keeps_data() {
     assert!(refused(&r), "{r:?}");
     assert!(!home.join("new.txt").exists());
     // Other changes: each gets a clear error.
-    for cmd in [
-        "MKD d1",
-        "DELE keep.txt",
-        "RMD d1",
-        "SITE CHMOD 600 keep.txt",
-    ] {
-        let r = c.cmd(cmd);
-        assert!(refused(&r), "{cmd}: {r:?}");
-    }
+    c.expect_each(
+        &[
+            "MKD d1",
+            "DELE keep.txt",
+            "RMD d1",
+            "SITE CHMOD 600 keep.txt",
+        ],
+        refused,
+    );
     let r = c.cmd("RNFR keep.txt");
     if r.code == 350 {
         let r = c.cmd("RNTO moved.txt");
@@ -1403,26 +1390,26 @@ fn read_only_accounts_change_nothing() {
         .read_only_user("reader", "reader-pw")
         .start();
     let home = server.home("reader");
-    std::fs::write(home.join("doc.txt"), b"read me").unwrap();
+    server.put("reader", "doc.txt", b"read me");
     std::fs::create_dir(home.join("dir")).unwrap();
     let before = snapshot(&home);
     let mut c = server.login("reader");
     assert_eq!(c.retr("doc.txt"), b"read me");
-    for cmd in [
-        "DELE doc.txt",
-        "MKD x",
-        "RMD dir",
-        "RNFR doc.txt",
-        "SITE CPFR doc.txt",
-        "SITE CHMOD 777 doc.txt",
-        "MFMT 20000101000000 doc.txt",
-        "STOR up.txt",
-        "APPE doc.txt",
-        "STOU",
-    ] {
-        let r = c.cmd(cmd);
-        assert_eq!(r.code, 550, "{cmd}: {r:?}");
-    }
+    c.expect_each(
+        &[
+            "DELE doc.txt",
+            "MKD x",
+            "RMD dir",
+            "RNFR doc.txt",
+            "SITE CPFR doc.txt",
+            "SITE CHMOD 777 doc.txt",
+            "MFMT 20000101000000 doc.txt",
+            "STOR up.txt",
+            "APPE doc.txt",
+            "STOU",
+        ],
+        |r| r.code == 550,
+    );
     assert_eq!(before, snapshot(&home));
     assert!(server.audit().is_empty());
 }

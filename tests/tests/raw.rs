@@ -50,7 +50,7 @@ fn reply_codes() {
     ] {
         assert_well_formed(&c.expect(cmd, code));
     }
-    fs_write(&server, "alice", "f.txt", b"hello\n");
+    server.put("alice", "f.txt", b"hello\n");
     std::fs::create_dir(server.home("alice").join("dir")).unwrap();
     let mut wrong = Vec::new();
     // ABOR with no transfer: 225 (vsftpd) or 226 (RFC 959) are both fine.
@@ -126,15 +126,11 @@ fn reply_codes() {
     assert!(closed && rest.is_empty(), "after QUIT: {rest:?}");
 }
 
-fn fs_write(server: &Server, user: &str, name: &str, bytes: &[u8]) {
-    std::fs::write(server.home(user).join(name), bytes).unwrap();
-}
-
 #[test]
 fn multi_line_replies() {
     let server = Server::with_alice(&[]);
-    fs_write(&server, "alice", "one.txt", b"1");
-    fs_write(&server, "alice", "two.txt", b"22");
+    server.put("alice", "one.txt", b"1");
+    server.put("alice", "two.txt", b"22");
     let mut c = server.login("alice");
 
     let feat = c.expect("FEAT", 211);
@@ -227,7 +223,7 @@ fn commands_split_across_packets_and_pipelined() {
     assert_eq!(c.read_reply().code, 215);
 
     // A whole login and a transfer pipelined in one write on a fresh connection.
-    std::fs::write(server.home("alice").join("p.bin"), b"pipelined").unwrap();
+    server.put("alice", "p.bin", b"pipelined");
     let mut c2 = server.control();
     c2.send_raw(b"USER alice\r\nPASS alice-pw\r\nTYPE I\r\nSIZE p.bin\r\n");
     let codes: Vec<u16> = (0..4).map(|_| c2.read_reply().code).collect();
@@ -307,7 +303,7 @@ fn over_long_lines() {
     // A line of 1 MiB whose tail looks like a command: one 500, then the next command.
     let mut big = vec![b'A'; 1 << 20];
     big.extend_from_slice(b" DELE important\r\nNOOP\r\n");
-    std::fs::write(server.home("alice").join("important"), b"keep").unwrap();
+    server.put("alice", "important", b"keep");
     c.send_raw(&big);
     let r = c.read_reply();
     assert_eq!(r.code, 500, "{r:?}");
@@ -325,10 +321,9 @@ fn abor_stops_a_100_mib_download() {
     let server = Server::with_alice(&[]);
     let size = 100usize << 20;
     let content = random_bytes(42, size);
-    std::fs::write(server.home("alice").join("big.bin"), &content).unwrap();
+    server.put("alice", "big.bin", &content);
     let mut c = server.login("alice");
-    c.expect("TYPE I", 200);
-    let mut data = c.data_command("RETR big.bin");
+    let mut data = c.data_in("I", "RETR big.bin");
     let mut buf = vec![0u8; 1 << 20];
     let mut got = 0usize;
     while got < 2 << 20 {
@@ -368,7 +363,7 @@ fn abor_stops_a_100_mib_download() {
     assert!(got < size, "the whole file was sent despite ABOR");
     // The session is still usable.
     c.expect("NOOP", 200);
-    std::fs::write(server.home("alice").join("small.bin"), b"after abort").unwrap();
+    server.put("alice", "small.bin", b"after abort");
     assert_eq!(c.retr("small.bin"), b"after abort");
     // And a full download of the big file still matches.
     let mut data = c.data_command("RETR big.bin");
@@ -386,14 +381,9 @@ fn abor_stops_a_100_mib_download() {
 #[test]
 fn abor_after_a_broken_transfer_gets_226() {
     let server = Server::with_alice(&[]);
-    std::fs::write(
-        server.home("alice").join("big.bin"),
-        random_bytes(5, 20 << 20),
-    )
-    .unwrap();
+    server.put("alice", "big.bin", random_bytes(5, 20 << 20));
     let mut c = server.login("alice");
-    c.expect("TYPE I", 200);
-    let mut data = c.data_command("RETR big.bin");
+    let mut data = c.data_in("I", "RETR big.bin");
     let mut buf = vec![0u8; 64 * 1024];
     data.read_exact(&mut buf).unwrap();
     ferry_tests::reset(data);
@@ -411,11 +401,9 @@ fn abor_after_a_broken_transfer_gets_226() {
 #[test]
 fn abor_during_an_upload_keeps_the_old_file() {
     let server = Server::with_alice(&[]);
-    let home = server.home("alice");
-    std::fs::write(home.join("keep.bin"), b"old content").unwrap();
+    let keep = server.put("alice", "keep.bin", b"old content");
     let mut c = server.login("alice");
-    c.expect("TYPE I", 200);
-    let mut data = c.data_command("STOR keep.bin");
+    let mut data = c.data_in("I", "STOR keep.bin");
     data.write_all(&random_bytes(1, 1 << 20)).unwrap();
     c.send_raw(b"ABOR\r\n");
     let first = c.read_reply();
@@ -426,11 +414,8 @@ fn abor_during_an_upload_keeps_the_old_file() {
     }
     drop(data);
     c.expect("NOOP", 200);
-    assert_eq!(
-        std::fs::read(home.join("keep.bin")).unwrap(),
-        b"old content"
-    );
-    assert!(ferry_tests::temporaries(&home).is_empty());
+    assert_eq!(std::fs::read(&keep).unwrap(), b"old content");
+    assert!(ferry_tests::temporaries(&server.home("alice")).is_empty());
 }
 
 /// MFMT answers `213 Modify=<time>` for the time it set; a time the file system cannot
@@ -439,7 +424,7 @@ fn abor_during_an_upload_keeps_the_old_file() {
 #[test]
 fn mfmt_reports_the_time_it_set() {
     let server = Server::with_alice(&[]);
-    std::fs::write(server.home("alice").join("f.txt"), b"f").unwrap();
+    server.put("alice", "f.txt", b"f");
     let mut c = server.login("alice");
     let mut wrong = Vec::new();
     for t in [
@@ -514,15 +499,15 @@ fn unusual_names() {
     assert!(mlsd.contains("; héllo wörld €.txt\r\n"), "{mlsd:?}");
     assert_eq!(c.retr("héllo wörld €.txt"), b"unicode");
     // The temporaries' prefix is refused everywhere.
-    for cmd in [
-        "MKD .ferry-tmp.dir",
-        "SIZE .ferry-tmp.x",
-        "DELE .ferry-tmp.x",
-        "MKD sub/.ferry-tmp.y",
-    ] {
-        let r = c.cmd(cmd);
-        assert!(r.code == 553 || r.code == 550, "{cmd}: {r:?}");
-    }
+    c.expect_each(
+        &[
+            "MKD .ferry-tmp.dir",
+            "SIZE .ferry-tmp.x",
+            "DELE .ferry-tmp.x",
+            "MKD sub/.ferry-tmp.y",
+        ],
+        |r| r.code == 553 || r.code == 550,
+    );
     c.expect("RNFR héllo wörld €.txt", 350);
     c.expect("RNTO .ferry-tmp.evil", 553);
     let _data = c.pasv();
@@ -545,11 +530,10 @@ fn sigterm_lets_a_running_transfer_finish() {
     let mut server = Server::with_alice(&["--shutdown-grace", "10"]);
     let size = 30usize << 20;
     let content = random_bytes(8, size);
-    std::fs::write(server.home("alice").join("big.bin"), &content).unwrap();
+    server.put("alice", "big.bin", &content);
     let mut idle = server.login("alice");
     let mut c = server.login("alice");
-    c.expect("TYPE I", 200);
-    let mut data = c.data_command("RETR big.bin");
+    let mut data = c.data_in("I", "RETR big.bin");
     let mut got = vec![0u8; 1 << 20];
     data.read_exact(&mut got).unwrap();
     server.terminate();
@@ -586,15 +570,10 @@ fn sigterm_lets_a_running_transfer_finish() {
 fn type_a_converts_line_ends() {
     let server = Server::with_alice(&[]);
     let home = server.home("alice");
-    std::fs::write(home.join("unix.txt"), b"one\ntwo\n\nthree").unwrap();
+    server.put("alice", "unix.txt", b"one\ntwo\n\nthree");
     let mut c = server.login("alice");
     // Download in ASCII: LF becomes CR LF on the wire.
-    c.expect("TYPE A", 200);
-    let mut data = c.data_command("RETR unix.txt");
-    let mut wire = Vec::new();
-    data.read_to_end(&mut wire).unwrap();
-    assert_eq!(c.read_reply().code, 226);
-    assert_eq!(wire, b"one\r\ntwo\r\n\r\nthree");
+    assert_eq!(c.retr_as("A", "unix.txt"), b"one\r\ntwo\r\n\r\nthree");
     // Upload in ASCII: CR LF becomes LF on disk.
     let mut data = c.data_command("STOR dos.txt");
     data.write_all(b"a\r\nb\r\n\r\nc").unwrap();

@@ -72,6 +72,14 @@ impl Held {
     fn release(&self) {
         self.release.close();
     }
+
+    /// Waits until `op` is held at the gate, checks that another session works meanwhile,
+    /// then lets `op` go on.
+    fn stalls_only_its_session(&self, op: &str, addr: SocketAddr) {
+        assert_eq!(self.wait_entered(), op);
+        another_session_works(addr);
+        self.release();
+    }
 }
 
 /// `MemoryStorage` whose listings, copies and upload writes wait at `gate` (when set).
@@ -326,16 +334,20 @@ fn alice(addr: SocketAddr, tree: &MemoryStorage) -> Control {
     c
 }
 
-#[test]
-fn a_held_listing_stalls_only_its_session() {
+/// A gate on alice's tree, the server, and alice logged in.
+fn held_alice() -> (Held, Running, Control) {
     let (held, gate) = Held::new();
     let (server, tree) = start(Some(gate), None);
-    let mut a = alice(server.addr, &tree);
+    let alice = alice(server.addr, &tree);
+    (held, server, alice)
+}
+
+#[test]
+fn a_held_listing_stalls_only_its_session() {
+    let (held, server, mut a) = held_alice();
     let mut data = a.pasv();
     a.send("LIST");
-    assert_eq!(held.wait_entered(), "list");
-    another_session_works(server.addr);
-    held.release();
+    held.stalls_only_its_session("list", server.addr);
     assert_eq!(a.read_reply().code, 150);
     let mut listing = String::new();
     data.read_to_string(&mut listing).unwrap();
@@ -345,30 +357,21 @@ fn a_held_listing_stalls_only_its_session() {
 
 #[test]
 fn a_held_copy_stalls_only_its_session() {
-    let (held, gate) = Held::new();
-    let (server, tree) = start(Some(gate), None);
-    let mut a = alice(server.addr, &tree);
+    let (held, server, mut a) = held_alice();
     a.expect("SITE CPFR a.txt", 350);
     a.send("SITE CPTO b.txt");
-    assert_eq!(held.wait_entered(), "copy");
-    another_session_works(server.addr);
-    held.release();
+    held.stalls_only_its_session("copy", server.addr);
     assert_eq!(a.read_reply().code, 250);
     assert_eq!(a.retr("b.txt"), b"alice");
 }
 
 #[test]
 fn a_held_upload_write_stalls_only_its_session() {
-    let (held, gate) = Held::new();
-    let (server, tree) = start(Some(gate), None);
-    let mut a = alice(server.addr, &tree);
-    a.expect("TYPE I", 200);
-    let mut data = a.data_command("STOR up.txt");
+    let (held, server, mut a) = held_alice();
+    let mut data = a.data_in("I", "STOR up.txt");
     std::io::Write::write_all(&mut data, b"uploaded while held").unwrap();
     drop(data);
-    assert_eq!(held.wait_entered(), "write");
-    another_session_works(server.addr);
-    held.release();
+    held.stalls_only_its_session("write", server.addr);
     assert_eq!(a.read_reply().code, 226);
     assert_eq!(a.retr("up.txt"), b"uploaded while held");
 }

@@ -220,20 +220,25 @@ fn exercise(server: &Server, addr: SocketAddr, mode: Mode) {
     );
 }
 
+/// [`exercise`] on a new server with alice; returns the server.
+fn exercised(mode: Mode) -> Server {
+    let server = Server::with_alice(&[]);
+    exercise(&server, server.addr(), mode);
+    server
+}
+
 #[test]
 fn passive_mode() {
-    let server = Server::with_alice(&[]);
-    exercise(&server, server.addr(), Mode::Passive);
+    exercised(Mode::Passive);
 }
 
 #[test]
 fn extended_passive_mode() {
-    let server = Server::with_alice(&[]);
-    exercise(&server, server.addr(), Mode::ExtendedPassive);
+    let server = exercised(Mode::ExtendedPassive);
     // EPSV ALL: after it, only EPSV works.
     let mut ftp = server.ftp("alice", Mode::ExtendedPassive);
     raw(&mut ftp, "EPSV ALL", Status::CommandOk);
-    std::fs::write(server.home("alice").join("e.txt"), b"epsv all").unwrap();
+    server.put("alice", "e.txt", b"epsv all");
     let got = ftp.retr_as_buffer("e.txt").unwrap().into_inner();
     assert_eq!(got, b"epsv all");
     ftp.set_mode(Mode::Passive);
@@ -242,8 +247,7 @@ fn extended_passive_mode() {
 
 #[test]
 fn active_mode() {
-    let server = Server::with_alice(&[]);
-    exercise(&server, server.addr(), Mode::Active);
+    exercised(Mode::Active);
 }
 
 /// ABOR of running downloads, many times in each mode. suppaftp sends ABOR and closes the
@@ -254,11 +258,7 @@ fn active_mode() {
 #[test]
 fn abort_downloads() {
     let server = Server::with_alice(&[]);
-    std::fs::write(
-        server.home("alice").join("big.bin"),
-        random_bytes(4, 30 << 20),
-    )
-    .unwrap();
+    server.put("alice", "big.bin", random_bytes(4, 30 << 20));
     let mut failures = Vec::new();
     for mode in [Mode::Passive, Mode::ExtendedPassive, Mode::Active] {
         let mut ftp = server.ftp("alice", mode);

@@ -297,6 +297,13 @@ impl H {
         r
     }
 
+    /// Expects one reply of `code`, the last: the session has closed after it.
+    #[track_caller]
+    pub fn expect_last(&mut self, code: u16) {
+        self.expect(code);
+        assert!(self.closed, "still open after {code}");
+    }
+
     /// Sends a line and expects one reply of `code`.
     #[track_caller]
     pub fn cmd(&mut self, line: &str, code: u16) -> String {
