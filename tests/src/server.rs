@@ -21,7 +21,7 @@ use suppaftp::{FtpStream, Mode};
 
 use crate::audit::{AuditRecord, audit};
 use crate::bin::{ferry_bin, ferry_command};
-use crate::clients::{require_client, run_client};
+use crate::clients::{ClientOutput, require_client, run_client};
 use crate::control::Control;
 use crate::ftp_client::ftp_connect;
 use crate::wait::poll;
@@ -253,6 +253,29 @@ pub struct Server {
 }
 
 impl Server {
+    /// Runs an lftp script as alice (password `alice-pw`) in the test's folder, with lftp's
+    /// settings for a quick, failing-fast run before `settings`.
+    ///
+    /// # Panics
+    /// When lftp fails.
+    pub fn lftp(&self, settings: &str, script: &str) -> ClientOutput {
+        let commands = format!(
+            "set ftp:ssl-allow no; set net:timeout 10; set net:max-retries 2; \
+             set net:reconnect-interval-base 1; set cmd:fail-exit yes; {settings} {script}; bye"
+        );
+        let mut cmd = Command::new("lftp");
+        cmd.current_dir(self.root())
+            .args([
+                "-u",
+                "alice,alice-pw",
+                "-p",
+                &self.port().to_string(),
+                "127.0.0.1",
+            ])
+            .args(["-e", &commands]);
+        run_client(&mut cmd, None, 120).success(&format!("lftp {commands:?}"))
+    }
+
     /// Starts a server with one account `alice` (password `alice-pw`) and these extra
     /// arguments.
     #[must_use]

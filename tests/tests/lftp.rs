@@ -3,32 +3,11 @@
 //! that deletes; and lftp's file commands.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use ferry_tests::{
-    ClientOutput, Server, file_mtimes, make_tree, require_client, run_client, set_mtime,
-    temporaries, tree_sums,
+    Server, file_mtimes, make_tree, require_client, set_mtime, temporaries, tree_sums,
 };
-
-/// Runs an lftp script against the server as alice.
-fn lftp(server: &Server, settings: &str, script: &str) -> ClientOutput {
-    let commands = format!(
-        "set ftp:ssl-allow no; set net:timeout 10; set net:max-retries 2; \
-         set net:reconnect-interval-base 1; set cmd:fail-exit yes; {settings} {script}; bye"
-    );
-    let mut cmd = Command::new("lftp");
-    cmd.current_dir(server.root())
-        .args([
-            "-u",
-            "alice,alice-pw",
-            "-p",
-            &server.port().to_string(),
-            "127.0.0.1",
-        ])
-        .args(["-e", &commands]);
-    run_client(&mut cmd, None, 90).success(&format!("lftp {commands:?}"))
-}
 
 /// Sets old, distinct modification times on the files of a tree, so that preserving them
 /// is visible.
@@ -48,11 +27,7 @@ fn mirror_round_trip(settings: &str) {
     let local = server.root().join("local");
     let files = make_tree(&local, 100);
     age_tree(&local);
-    lftp(
-        &server,
-        settings,
-        "mirror -R local remote; mirror remote back",
-    );
+    server.lftp(settings, "mirror -R local remote; mirror remote back");
     let remote = server.home("alice").join("remote");
     let back = server.root().join("back");
     let sums = tree_sums(&local);
@@ -104,7 +79,7 @@ fn mirror_with_changes_and_delete() {
     };
     let local = server.root().join("local");
     make_tree(&local, 200);
-    lftp(&server, "", "mirror -R local remote");
+    server.lftp("", "mirror -R local remote");
     // Change the local tree: remove a file and a folder, change one, add one.
     std::fs::remove_file(local.join("c.bin")).unwrap();
     std::fs::remove_dir_all(local.join("sub/deeper/deepest")).unwrap();
@@ -118,7 +93,7 @@ fn mirror_with_changes_and_delete() {
         &local.join("b.bin"),
         SystemTime::now() + Duration::from_secs(3600),
     );
-    lftp(&server, "", "mirror -R --delete local remote");
+    server.lftp("", "mirror -R --delete local remote");
     let remote = server.home("alice").join("remote");
     assert_eq!(tree_sums(&local), tree_sums(&remote));
     server.assert_all_audited(
@@ -139,8 +114,7 @@ fn file_commands() {
     };
     let home = server.home("alice");
     std::fs::write(server.root().join("put-me.txt"), b"put by lftp\n").unwrap();
-    let out = lftp(
-        &server,
+    let out = server.lftp(
         "",
         "mkdir -p one/two/three; put put-me.txt -o one/two/p.txt; \
          mv one/two/p.txt one/q.txt; chmod 640 one/q.txt; cat one/q.txt; \

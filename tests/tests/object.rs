@@ -18,6 +18,17 @@ use ferry_tests::{
     require_client, run_client, sha256_file, sha256_hex, tree_sums, wait_until,
 };
 
+/// SeaweedFS and a server on it under `prefix`, or `None` (the test is skipped) when one
+/// of `clients` or weed is not installed.
+fn start(clients: &[&str], prefix: &str) -> Option<(Weed, Server)> {
+    if !clients.iter().all(|c| require_client(c)) {
+        return None;
+    }
+    let weed = Weed::start()?;
+    let server = serve(&weed, prefix);
+    Some((weed, server))
+}
+
 /// A server for alice (`alice-pw`) and bob (`bob-pw`) on `weed`'s bucket under `prefix`.
 fn serve(weed: &Weed, prefix: &str) -> Server {
     ServerBuilder::new()
@@ -69,11 +80,9 @@ fn pending_multipart_uploads(weed: &Weed) -> usize {
 
 #[test]
 fn curl_files_folders_and_isolation() {
-    if !require_client("curl") {
+    let Some((weed, server)) = start(&["curl"], "srv") else {
         return;
-    }
-    let Some(weed) = Weed::start() else { return };
-    let server = serve(&weed, "srv");
+    };
     let dir = server.root();
     // A small file (one PUT) and one of several parts (a multipart upload).
     let small = dir.join("small.bin");
@@ -213,36 +222,20 @@ fn curl_files_folders_and_isolation() {
 
 #[test]
 fn lftp_mirror_up_and_back() {
-    if !require_client("lftp") {
+    let Some((_weed, server)) = start(&["lftp"], "mirror") else {
         return;
-    }
-    let Some(weed) = Weed::start() else { return };
-    let server = serve(&weed, "mirror");
+    };
     let local = server.root().join("local");
     make_tree(&local, 7);
-    let commands = "set ftp:ssl-allow no; set net:timeout 10; set net:max-retries 2; \
-                    set cmd:fail-exit yes; mirror -R local remote; mirror remote back; bye";
-    let mut cmd = Command::new("lftp");
-    cmd.current_dir(server.root())
-        .args([
-            "-u",
-            "alice,alice-pw",
-            "-p",
-            &server.port().to_string(),
-            "127.0.0.1",
-        ])
-        .args(["-e", commands]);
-    let _ = run_client(&mut cmd, None, 120).success("lftp mirror");
+    let _ = server.lftp("", "mirror -R local remote; mirror remote back");
     assert_eq!(tree_sums(&server.root().join("back")), tree_sums(&local));
 }
 
 #[test]
 fn classic_ftp_and_ftplib() {
-    if !require_client("ftp") || !require_client("python3") {
+    let Some((_weed, server)) = start(&["ftp", "python3"], "classic") else {
         return;
-    }
-    let Some(weed) = Weed::start() else { return };
-    let server = serve(&weed, "classic");
+    };
     let dir = server.root();
     fs::write(dir.join("up.bin"), random_bytes(3, 300_000)).unwrap();
     let script = format!(
@@ -294,8 +287,9 @@ fn data_connection(server: &Server, ctl: &mut ferry_tests::Control) -> TcpStream
 
 #[test]
 fn cut_off_upload_keeps_the_old_object() {
-    let Some(weed) = Weed::start() else { return };
-    let server = serve(&weed, "cut");
+    let Some((weed, server)) = start(&[], "cut") else {
+        return;
+    };
     let old = random_bytes(4, 50_000);
     let mut ctl = server.login("alice");
     let mut data = data_connection(&server, &mut ctl);
@@ -334,13 +328,9 @@ fn cut_off_upload_keeps_the_old_object() {
 
 #[test]
 fn store_stopped_and_started_again() {
-    if !require_client("curl") {
-        return;
-    }
-    let Some(mut weed) = Weed::start() else {
+    let Some((mut weed, server)) = start(&["curl"], "faults") else {
         return;
     };
-    let server = serve(&weed, "faults");
     let dir = server.root();
     let src = dir.join("src.bin");
     fs::write(&src, random_bytes(6, 2 << 20)).unwrap();

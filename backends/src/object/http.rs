@@ -30,7 +30,6 @@ use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::TlsConnector;
-use futures_rustls::client::TlsStream;
 use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
 use opendal::{Buffer, Error as DalError, ErrorKind as DalKind, HttpBody, HttpTransport};
 use rustls_pki_types::ServerName;
@@ -96,51 +95,13 @@ impl Pool {
     }
 }
 
+/// What a connection to the store is: plain TCP or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Io for T {}
+
 /// A connection to the store.
-enum Stream {
-    Plain(Async<TcpStream>),
-    Tls(Box<TlsStream<Async<TcpStream>>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_close(cx),
-            Self::Tls(s) => Pin::new(s).poll_close(cx),
-        }
-    }
-}
+type Stream = Box<dyn Io>;
 
 /// Runs `fut`, or fails with `TimedOut` after `limit`.
 async fn within<T>(
@@ -203,7 +164,7 @@ async fn connect(key: &HostKey) -> io::Result<Stream> {
             Ok(tcp) => {
                 tcp.get_ref().set_nodelay(true)?;
                 if !tls {
-                    return Ok(Stream::Plain(tcp));
+                    return Ok(Box::new(tcp));
                 }
                 let name = ServerName::try_from(host.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -213,7 +174,7 @@ async fn connect(key: &HostKey) -> io::Result<Stream> {
                     TlsConnector::from(tls_config()?).connect(name, tcp),
                 )
                 .await?;
-                return Ok(Stream::Tls(Box::new(stream)));
+                return Ok(Box::new(stream));
             }
             Err(e) => last = e,
         }

@@ -47,7 +47,7 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
 
-use futures_io::{AsyncRead, AsyncWrite};
+use futures_io::AsyncWrite;
 use futures_lite::StreamExt as _;
 use opendal::{Execute, Executor, OperationContext, Operator};
 
@@ -306,6 +306,18 @@ impl ObjectStorage {
         }
     }
 
+    /// The file at `path` (key `k`), or why there is none: `NotAFile` for a folder, else
+    /// what [`Self::missing`] says.
+    async fn file_or_why(&self, path: &VirtualPath, k: &str) -> Result<Metadata> {
+        if let Some(meta) = self.file(k).await? {
+            return Ok(meta);
+        }
+        if path.is_root() || self.is_dir(&dir_key(path)).await? {
+            return fail(StorageError::NotAFile);
+        }
+        self.missing(path).await
+    }
+
     /// Whether the folder `dk` (a key ending in `/`) exists: its marker or any key under it.
     async fn is_dir(&self, dk: &str) -> Result<bool> {
         if dk == "/" {
@@ -410,7 +422,7 @@ impl ObjectStorage {
 }
 
 impl Storage for ObjectStorage {
-    type Reader = ObjectReader;
+    type Reader = opendal::FuturesAsyncReader;
     type Upload = ObjectUpload;
     type Lister = ObjectLister;
 
@@ -439,22 +451,21 @@ impl Storage for ObjectStorage {
         self.open_lister(path, false).await
     }
 
-    async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<(ObjectReader, Metadata)> {
+    async fn open_read(
+        &self,
+        path: &VirtualPath,
+        offset: u64,
+    ) -> Result<(opendal::FuturesAsyncReader, Metadata)> {
         check_names(path)?;
         let k = key(path);
-        let Some(meta) = self.file(&k).await? else {
-            if path.is_root() || self.is_dir(&dir_key(path)).await? {
-                return fail(StorageError::NotAFile);
-            }
-            return self.missing(path).await;
-        };
+        let meta = self.file_or_why(path, &k).await?;
         let start = offset.min(meta.size);
         let reader = self.op.reader(&k).await.map_err(dal)?;
         let inner = reader
             .into_futures_async_read(start..meta.size)
             .await
             .map_err(dal)?;
-        Ok((ObjectReader { inner }, meta))
+        Ok((inner, meta))
     }
 
     async fn open_write(&self, path: &VirtualPath, mode: WriteMode) -> Result<ObjectUpload> {
@@ -523,12 +534,7 @@ impl Storage for ObjectStorage {
     async fn remove_file(&self, path: &VirtualPath) -> Result<()> {
         check_names(path)?;
         let k = key(path);
-        if self.file(&k).await?.is_none() {
-            if path.is_root() || self.is_dir(&dir_key(path)).await? {
-                return fail(StorageError::NotAFile);
-            }
-            return self.missing(path).await;
-        }
+        self.file_or_why(path, &k).await?;
         self.op.delete(&k).await.map_err(dal)
     }
 
@@ -567,12 +573,7 @@ impl Storage for ObjectStorage {
         check_names(from)?;
         check_names(to)?;
         let fk = key(from);
-        let Some(source) = self.file(&fk).await? else {
-            if from.is_root() || self.is_dir(&dir_key(from)).await? {
-                return fail(StorageError::NotAFile);
-            }
-            return self.missing(from).await;
-        };
+        let source = self.file_or_why(from, &fk).await?;
         if to.is_root() {
             return fail(StorageError::AlreadyExists);
         }
@@ -623,22 +624,8 @@ impl ObjectStorage {
     }
 }
 
-/// A file being downloaded.
-pub struct ObjectReader {
-    inner: opendal::FuturesAsyncReader,
-}
-
-impl AsyncRead for ObjectReader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl ReadFile for ObjectReader {}
+/// A download is OpenDAL's reader as it is (one GET of the range, streamed).
+impl ReadFile for opendal::FuturesAsyncReader {}
 
 type Pending = Pin<Box<dyn Future<Output = (opendal::Writer, opendal::Result<()>)> + Send>>;
 
