@@ -473,15 +473,22 @@ impl Storage for ObjectStorage {
         if path.is_root() {
             return fail(StorageError::NotAFile);
         }
-        self.parent_exists(path).await?;
         let k = key(path);
-        if self.is_dir(&dir_key(path)).await? {
+        let dk = dir_key(path);
+        // Three reads, sent together: one round trip to the store instead of three.
+        let (parent, (folder, existing)) = futures_lite::future::zip(
+            self.parent_exists(path),
+            futures_lite::future::zip(self.is_dir(&dk), self.file(&k)),
+        )
+        .await;
+        parent?;
+        if folder? {
             return fail(match mode {
                 WriteMode::CreateNew => StorageError::AlreadyExists,
                 _ => StorageError::NotAFile,
             });
         }
-        let existing = self.file(&k).await?;
+        let existing = existing?;
         match mode {
             WriteMode::CreateNew if existing.is_some() => return fail(StorageError::AlreadyExists),
             WriteMode::Append if existing.is_some() => return fail(StorageError::Unsupported),
