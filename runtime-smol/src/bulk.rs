@@ -1,13 +1,16 @@
 //! The bulk threads: where a transfer carries on once it has proven large.
 //!
 //! Every transfer starts on its session's executor thread, so that the small ones (a 4 KiB
-//! file, a short listing) cost no hop to another thread. Once one has moved
-//! [`crate::transfer::INLINE_BYTES`], the rest of it runs here: a separate executor on its
-//! own threads, at a lower scheduling priority ([`BULK_NICE`]). The threads that serve
+//! file, a short listing) cost no hop to another thread. Once one has moved its first MiB
+//! (`INLINE_BYTES` in the transfer module), the rest of it runs here: a separate executor on
+//! its own threads, at a lower scheduling priority ([`BULK_NICE`]). The threads that serve
 //! commands then keep the CPU when both want it, so a 1 GiB download or a listing of
 //! 100,000 files slows the sessions beside it only as much as the machine is shared; when
 //! nothing else runs, a niced thread goes as fast as any. Transfers here take turns: each
-//! yields after every [`crate::transfer::YIELD_BYTES`] it moves.
+//! yields after every 256 KiB it moves (`YIELD_BYTES` in the transfer module).
+//!
+//! This module knows nothing of transfers (they call it), so that the two do not depend on
+//! each other.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -431,10 +431,11 @@ impl<S: Storage> Moving<S> {
                     upload.abort().await;
                     return Err(TransferError::ConnectionLost);
                 }
-                upload
-                    .commit()
-                    .await
-                    .map_err(|e| TransferError::Storage(e.kind()))?;
+                upload.commit().await.map_err(|e| {
+                    // The session's own line says which upload; this one says why.
+                    tracing::warn!(error = %e, "an upload could not be put in place");
+                    TransferError::Storage(e.kind())
+                })?;
             }
             Work::SendFile { .. } | Work::Done => {}
             Work::Send { .. } | Work::List { .. } => {

@@ -726,7 +726,11 @@ impl Upload for ObjectUpload {
     async fn commit(self) -> Result<u64> {
         let written = self.written;
         let mut w = self.finish().await?;
-        w.close().await.map_err(dal)?;
+        if let Err(e) = w.close().await {
+            // No object appeared; leave no parts behind either.
+            let _ = w.abort().await;
+            return Err(dal(e));
+        }
         Ok(written)
     }
 
