@@ -38,19 +38,27 @@ pub struct Weed {
     ports: Vec<u16>,
 }
 
-/// A free loopback port `p` whose `p + 10000` is free too (weed puts each gRPC port there).
-fn free_port_pair(taken: &[u16]) -> u16 {
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let p = l.local_addr().expect("addr").port();
-        if p < 55_000
-            && !taken.contains(&p)
-            && !taken.contains(&(p + 10_000))
-            && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok()
-        {
-            return p;
+/// Tries at starting weed before giving up: its ports are picked free, but another process
+/// may take one before weed binds it (it then exits at once, and new ports are picked).
+const START_ATTEMPTS: u32 = 4;
+
+/// Eight loopback ports `p` below the kernel's ephemeral range (where the servers and
+/// clients of other tests get theirs), each with `p + 10000` free too (weed puts each gRPC
+/// port there).
+fn free_ports() -> Vec<u16> {
+    use std::hash::{BuildHasher as _, RandomState};
+    let seed = RandomState::new();
+    let mut ports: Vec<u16> = Vec::new();
+    let mut n = 0u64;
+    while ports.len() < 8 {
+        n += 1;
+        let p = 12_000 + u16::try_from(seed.hash_one(n) % 10_000).unwrap_or(0);
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if !ports.contains(&p) && !ports.contains(&(p + 10_000)) && free(p) && free(p + 10_000) {
+            ports.push(p);
         }
     }
+    ports
 }
 
 impl Weed {
@@ -67,22 +75,34 @@ impl Weed {
             .prefix("ferry-weed-")
             .tempdir()
             .expect("temp dir");
-        let mut ports = Vec::new();
-        for _ in 0..8 {
-            let p = free_port_pair(&ports);
-            ports.push(p);
-        }
+        let ports = free_ports();
         let mut weed = Self {
             child: None,
             dir,
             s3_port: ports[3],
             ports,
         };
-        weed.spawn();
-        Some(weed)
+        for attempt in 1..=START_ATTEMPTS {
+            if weed.spawn() {
+                return Some(weed);
+            }
+            assert!(
+                attempt < START_ATTEMPTS,
+                "weed did not come up: {}",
+                weed.log()
+            );
+            weed.ports = free_ports();
+            weed.s3_port = weed.ports[3];
+        }
+        None
     }
 
-    fn spawn(&mut self) {
+    /// Starts weed on `self.ports` and waits until the bucket answers: `false` if weed
+    /// exited first (a port was taken).
+    ///
+    /// # Panics
+    /// When it runs but does not answer within [`START_TIMEOUT`].
+    fn spawn(&mut self) -> bool {
         let p = &self.ports;
         let data = self.dir.path().join("data");
         fs::create_dir_all(&data).expect("weed dir");
@@ -123,10 +143,20 @@ impl Weed {
             .expect("starting weed");
         self.child = Some(child);
         let tree = ObjectStorage::s3(&self.config(""), &SmolHttp::new()).expect("operator");
+        let mut exited = false;
         let up = wait_until(START_TIMEOUT, || {
-            futures_lite::future::block_on(tree.check()).is_ok()
+            exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            exited || futures_lite::future::block_on(tree.check()).is_ok()
         });
+        if exited {
+            self.child = None;
+            return false;
+        }
         assert!(up, "weed did not come up: {}", self.log());
+        true
     }
 
     fn stop_file(&self) -> PathBuf {
@@ -190,9 +220,12 @@ impl Weed {
     }
 
     /// Starts it again on the same ports and data.
+    ///
+    /// # Panics
+    /// When it does not come up.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        assert!(self.spawn(), "weed did not come up again: {}", self.log());
     }
 }
 
