@@ -8,11 +8,11 @@
 #                by 4 curl processes direct (ops/s)
 #   listing 10,000 objects (ms): ftpload LIST / MLSD through Ferry; ListObjectsV2 pages direct
 #
-# Knobs: ROUNDS=3 SF_SECS=3. Output: $OUT/s3.jsonl and the table on stdout. Run from the
+# Knobs: ROUNDS=3 SF_SECS=3 SLOW_CLIENTS=64 SLOW_MIB=2. Output: $OUT/s3.jsonl and the table on stdout. Run from the
 # checkout; stops what it started by PID.
 set -u
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-3}; SF_SECS=${SF_SECS:-3}
+ROUNDS=${ROUNDS:-3}; SF_SECS=${SF_SECS:-3}; SLOW_CLIENTS=${SLOW_CLIENTS:-64}; SLOW_MIB=${SLOW_MIB:-2}
 T=${FTPBENCH_TMP:-/tmp/ftpbench}; OUT=${OUT:-$T/s3/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"; RAW=$OUT/s3.jsonl; W=$OUT/weed; D=$OUT/ferry
 export AWS_ACCESS_KEY_ID=ferrybench AWS_SECRET_ACCESS_KEY=ferrybenchsecret
@@ -38,7 +38,7 @@ for _ in $(seq 120); do curl -sf "${SIG[@]}" "$S3/$B?list-type=2&max-keys=1" >/d
 
 echo bench | target/release/ferry user add bench --password-stdin --data-dir "$D" >/dev/null
 target/release/ferry serve --data-dir "$D" --listen 127.0.0.1:$FTP_PORT --storage s3://$B/bench \
-  --s3-endpoint $S3 > "$OUT/ferry.log" 2>&1 &
+  --s3-endpoint $S3 --max-connections-per-ip 1000 > "$OUT/ferry.log" 2>&1 &
 PIDS+=($!)
 $L probe --port $FTP_PORT --wait 20 | grep -q '"ok":true' || { log "ferry did not start"; exit 1; }
 
@@ -108,11 +108,43 @@ for r in $(seq "$ROUNDS"); do
   rec small ferry "$r" "$($L small-files $A --clients 4 --cycles 1000000 --max-seconds "$SF_SECS" | grep -o '"ops_s":[0-9.]*' | cut -d: -f2)"
 done
 
+# Memory under slow clients: SLOW_CLIENTS uploads at once, each sending 1 KiB every 10 ms
+# (one small TCP segment each) for SLOW_MIB MiB; the server's resident memory sampled every
+# 100 ms meanwhile, against its resident memory before they started.
+slow_rss() {  # prints "before peak" in MiB
+  local pid=${PIDS[1]}
+  python3 - "$FTP_PORT" "$SLOW_CLIENTS" "$SLOW_MIB" "$pid" <<'PY'
+import ftplib, io, sys, threading, time
+port, n, mib, pid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) // 1024
+class Slow(io.RawIOBase):
+    def __init__(self): self.left = mib << 20
+    def readable(self): return True
+    def read(self, size=-1):
+        if self.left <= 0: return b""
+        time.sleep(0.01); k = min(1024, self.left); self.left -= k; return b"s" * k
+def upload(i):
+    f = ftplib.FTP(); f.connect("127.0.0.1", port); f.login("bench", "bench")
+    f.storbinary(f"STOR slow-{i}.bin", Slow(), blocksize=1024); f.quit()
+before, peak = rss(), 0
+ts = [threading.Thread(target=upload, args=(i,)) for i in range(n)]
+for t in ts: t.start()
+while any(t.is_alive() for t in ts):
+    peak = max(peak, rss()); time.sleep(0.1)
+print(before, peak)
+PY
+}
+read -r before peak < <(slow_rss)
+rec slow_rss_before_mib ferry 1 "$before"; rec slow_rss_peak_mib ferry 1 "$peak"
+
 # Memory: one upload of 4 GiB, then the server's peak resident memory over the whole run.
 rec stor4g ferry 1 "$($L stor-big $A --size 4294967296 --runs 1 | grep -o '"median_mb_s":[0-9.]*' | cut -d: -f2)"
 rec peak_rss_mib ferry 1 "$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/${PIDS[1]}/status")"
 
-python3 - "$RAW" <<'EOF'
+python3 - "$RAW" "$SLOW_CLIENTS" <<'EOF'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
 med = lambda w, v: st.median([r["value"] for r in rows if r["what"] == w and r["via"] == v])
@@ -122,6 +154,7 @@ for w, unit, better in [("retr", "MB/s", "high"), ("stor", "MB/s", "high"), ("sm
     f, d = med(w, "ferry"), med(w, "direct")
     print(f"| {w} ({unit}) | {f:,.1f} | {d:,.1f} | {f / d:.2f}x |")
 print(f"| mlsd (ms) | {med('mlsd', 'ferry'):,.1f} | | |")
+print(f"| {med('slow_rss_before_mib', 'ferry'):,.0f} -> {med('slow_rss_peak_mib', 'ferry'):,.0f} MiB resident with {sys.argv[2]} slow uploads at once | | | |")
 print(f"| STOR of 4 GiB (MB/s) | {med('stor4g', 'ferry'):,.1f} | | |")
 print(f"| Ferry's peak RSS over the run (MiB) | {med('peak_rss_mib', 'ferry'):,.0f} | | |")
 EOF
