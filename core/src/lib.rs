@@ -78,6 +78,7 @@
 //! | `reply` | every reply text, by name, and how replies are encoded |
 //! | `listing` | `LIST`/`NLST`/`MLSD` line formats and `*`/`?` patterns |
 //! | `path` | [`VirtualPath`], the lexical half of the jail |
+//! | `proxy` | the PROXY protocol header (v1, v2) a load balancer sends first: [`parse_proxy_header`] |
 //! | `ascii` | `TYPE A` line-end conversion ([`ToNetwork`], [`FromNetwork`]) |
 //! | `limits` | every capacity, with its reason |
 //!
@@ -108,6 +109,7 @@ mod listing;
 mod outcome;
 mod parse;
 mod path;
+mod proxy;
 mod reply;
 mod secret;
 mod session;
@@ -129,6 +131,10 @@ pub use listing::Facts;
 pub use outcome::{DataError, LoginError, LoginInfo, OpId, Outcome, StorageReply, TransferError};
 pub use parse::{ParseError, parse_command};
 pub use path::{PathError, VirtualPath};
+pub use proxy::{
+    ProxyAddresses, ProxyError, ProxyParse, V1_MAX, V2_MAX_PAYLOAD, V2_SIGNATURE,
+    parse_proxy_header,
+};
 pub use reply::{InsufficientSize, Message, Refusal, Reply, Status};
 pub use secret::Secret;
 pub use session::Session;

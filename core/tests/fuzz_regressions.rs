@@ -11,11 +11,12 @@ type Check = fn(&[u8]);
 #[test]
 fn corpus_and_regressions_pass_the_fuzz_checks() {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let targets: [(&str, Check); 4] = [
+    let targets: [(&str, Check); 5] = [
         ("command", fuzz_checks::command),
         ("session", fuzz_checks::session),
         ("path", fuzz_checks::path),
         ("framing", fuzz_checks::framing),
+        ("proxy", fuzz_checks::proxy),
     ];
     let mut replayed = 0;
     for (name, check) in targets {

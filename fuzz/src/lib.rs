@@ -3,4 +3,4 @@
 #[path = "../../core/tests/fuzz_checks/mod.rs"]
 mod checks;
 
-pub use checks::{command, framing, path, session};
+pub use checks::{command, framing, path, proxy, session};

@@ -8,7 +8,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use ferry_core::testing::{Frame, Framer, strip_telnet};
 use ferry_core::{
     Config, DataError, Event, FileKind, Instant, LoginError, LoginInfo, Metadata, OpId, Outcome,
-    Request, Session, StorageError, StorageReply, TransferError, VirtualPath, parse_command,
+    ProxyParse, Request, Session, StorageError, StorageReply, TransferError, V1_MAX,
+    V2_MAX_PAYLOAD, VirtualPath, parse_command, parse_proxy_header,
 };
 
 /// `command`: the parser never panics, and what it parses formats back to the same command.
@@ -23,6 +24,27 @@ pub fn command(data: &[u8]) {
             "{:?} -> {text:?}",
             String::from_utf8_lossy(data)
         );
+    }
+}
+
+/// `proxy`: the PROXY header parser never panics, stays within its bounds, agrees with
+/// itself on the header's own bytes, and no prefix of a header asks for a byte past it.
+pub fn proxy(data: &[u8]) {
+    let Ok(parsed) = parse_proxy_header(data) else {
+        return;
+    };
+    match parsed {
+        ProxyParse::Need(n) => assert!(n >= 1 && data.len() + n <= 16 + V2_MAX_PAYLOAD),
+        ProxyParse::Header { len, .. } => {
+            assert!(len <= data.len() && len <= (16 + V2_MAX_PAYLOAD).max(V1_MAX));
+            assert_eq!(parse_proxy_header(&data[..len]), Ok(parsed));
+            for k in 0..len {
+                match parse_proxy_header(&data[..k]) {
+                    Ok(ProxyParse::Need(n)) => assert!(k + n <= len, "{k} + {n} > {len}"),
+                    other => panic!("prefix of {k} of a {len}-byte header: {other:?}"),
+                }
+            }
+        }
     }
 }
 
