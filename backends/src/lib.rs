@@ -96,6 +96,7 @@ pub mod audit;
 mod background;
 pub mod disk;
 pub mod memory;
+pub mod net;
 #[cfg(feature = "object")]
 pub mod object;
 pub mod ops;

@@ -210,6 +210,10 @@ fn v1(input: &[u8]) -> Result<ProxyParse, ProxyError> {
         // No CR LF yet: every byte up to it is header, and it is at least V1_MIN long.
         return Ok(ProxyParse::Need(V1_MIN.saturating_sub(input.len()).max(1)));
     };
+    // Printable text only, also in an UNKNOWN line whose rest is otherwise ignored.
+    if !input[..cr].iter().all(|b| (b' '..=b'~').contains(b)) {
+        return Err(ProxyError::Malformed("not printable"));
+    }
     let line = core::str::from_utf8(&input[..cr]).map_err(|_| ProxyError::Malformed("text"))?;
     let len = cr + 2;
     let mut words = line.split(' ');
@@ -299,6 +303,7 @@ mod tests {
             b"PROXY TCP4 001.2.3.4 1.2.3.4 1 2\r\n",
             b"PROXY UDP4 1.2.3.4 1.2.3.4 1 2\r\n",
             b"PROXY \x01\r\n",
+            b"PROXY UNKNOWN :: 1\n\r\n",
         ] {
             assert!(
                 matches!(parse_proxy_header(bad), Err(ProxyError::Malformed(_))),

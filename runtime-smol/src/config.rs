@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, FromArgMatches};
+pub use ferry_backends::net::Cidr;
 use ferry_core::limits::{
     DEFAULT_GREETING, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_FAILURE_DELAY, DEFAULT_MAX_LOGIN_FAILURES,
 };
@@ -108,9 +109,12 @@ pub enum ValueError {
     /// An IPv6 public address.
     #[error("PASV replies carry IPv4 only (IPv6 clients use EPSV)")]
     Ipv6Address,
-    /// Not an IP address.
-    #[error("expected an IPv4 address")]
+    /// Neither an IPv4 address nor a host name.
+    #[error("expected an IPv4 address or a host name")]
     NotAnAddress,
+    /// Not a PROXY protocol mode.
+    #[error("expected off, optional or required")]
+    ProxyMode,
     /// Not a log format.
     #[error("expected \"text\" or \"json\"")]
     LogFormat,
@@ -254,6 +258,87 @@ impl fmt::Debug for Secret {
 /// The region of an S3 bucket unless told otherwise (what most S3-compatible stores take).
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
 
+/// Whether connections start with a PROXY protocol header ([`Settings::proxy_protocol`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// No header is read; every peer is a client.
+    #[default]
+    Off,
+    /// Peers in [`Settings::proxy_from`] must send a header; others are clients connecting
+    /// directly.
+    Optional,
+    /// Only peers in [`Settings::proxy_from`] may connect, each with a header.
+    Required,
+}
+
+impl FromStr for ProxyMode {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        match s {
+            "off" => Ok(Self::Off),
+            "optional" => Ok(Self::Optional),
+            "required" => Ok(Self::Required),
+            _ => Err(ValueError::ProxyMode),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::with(d, str::parse)
+    }
+}
+
+/// What PASV replies announce ([`Settings::public_address`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicAddress {
+    /// This address.
+    Ip(Ipv4Addr),
+    /// The IPv4 address this name resolves to when the server starts.
+    Host(String),
+}
+
+impl FromStr for PublicAddress {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        match s.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) if !v4.is_unspecified() => Ok(Self::Ip(v4)),
+            Ok(IpAddr::V4(_)) => Err(ValueError::UnspecifiedAddress),
+            Ok(IpAddr::V6(_)) => Err(ValueError::Ipv6Address),
+            Err(_) => {
+                let label = |l: &str| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && !l.starts_with('-')
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                };
+                let name = s.strip_suffix('.').unwrap_or(s);
+                let all_digits = name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+                if name.len() <= 253 && !all_digits && name.split('.').all(label) {
+                    Ok(Self::Host(name.to_owned()))
+                } else {
+                    Err(ValueError::NotAnAddress)
+                }
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::with(d, str::parse)
+    }
+}
+
+impl fmt::Display for PublicAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ip(ip) => ip.fmt(f),
+            Self::Host(name) => f.write_str(name),
+        }
+    }
+}
+
 /// An inclusive range of TCP ports for passive data connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
@@ -334,10 +419,10 @@ pub struct Settings {
     /// Ports for passive data connections, e.g. 50000-50100 [default: any free port].
     #[arg(long, env = "FERRY_PASSIVE_PORTS", value_name = "A-B")]
     pub passive_ports: Option<PortRange>,
-    /// IPv4 address to announce in PASV replies (behind NAT).
-    #[arg(long, env = "FERRY_PUBLIC_ADDRESS", value_name = "IP", value_parser = parse_public_address)]
-    #[serde(deserialize_with = "de::public_address")]
-    pub public_address: Option<Ipv4Addr>,
+    /// IPv4 address, or host name (resolved at start), to announce in PASV replies: behind
+    /// NAT, or a load balancer's address for each instance behind it.
+    #[arg(long, env = "FERRY_PUBLIC_ADDRESS", value_name = "HOST")]
+    pub public_address: Option<PublicAddress>,
     /// PEM certificate chain: turns on explicit FTPS (AUTH TLS).
     #[arg(long, env = "FERRY_TLS_CERT", value_name = "PEM")]
     pub tls_cert: Option<PathBuf>,
@@ -427,6 +512,27 @@ pub struct Settings {
     /// [default: 1].
     #[arg(long, env = "FERRY_BULK_THREADS", value_name = "N")]
     pub bulk_threads: usize,
+    /// PROXY protocol headers (from a load balancer) on control and data connections:
+    /// off; optional (peers in --proxy-from must send one, others connect directly); or
+    /// required (only peers in --proxy-from, each with a header) [default: off].
+    #[arg(long, env = "FERRY_PROXY_PROTOCOL", value_name = "MODE")]
+    pub proxy_protocol: ProxyMode,
+    /// Networks that may send a PROXY header, e.g. 10.0.0.0/8,127.0.0.1 (comma-separated).
+    #[arg(
+        long,
+        env = "FERRY_PROXY_FROM",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub proxy_from: Vec<Cidr>,
+    /// Name of this instance in logs, the audit log and metrics [default: the host name].
+    #[arg(long, env = "FERRY_INSTANCE", value_name = "NAME")]
+    pub instance: String,
+    /// Address for /metrics (Prometheus), /health and /ready over HTTP, e.g. 127.0.0.1:9121,
+    /// or a bare port for loopback [default: off].
+    #[arg(long, env = "FERRY_METRICS_LISTEN", value_name = "ADDR", value_parser = parse_listen)]
+    #[serde(deserialize_with = "de::metrics_listen")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "FERRY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: LogFormat,
@@ -478,6 +584,10 @@ impl Settings {
             // 0: see `worker_threads`.
             threads: 0,
             bulk_threads: DEFAULT_BULK_THREADS,
+            proxy_protocol: ProxyMode::Off,
+            proxy_from: Vec::new(),
+            instance: host_name(),
+            metrics_listen: None,
             log_format: LogFormat::Text,
             log_level: tracing::Level::INFO,
         }
@@ -562,9 +672,38 @@ impl Settings {
                 (true, false) => TlsMode::Optional,
                 (true, true) => TlsMode::Required,
             },
-            public_address: self.public_address,
+            // A host name is resolved when the server starts (`Settings::public_ipv4`).
+            public_address: match &self.public_address {
+                Some(PublicAddress::Ip(ip)) => Some(*ip),
+                _ => None,
+            },
             ..CoreConfig::default()
         }
+    }
+
+    /// The address PASV replies announce, if one is set: the IPv4 address, or the first
+    /// IPv4 address the host name resolves to now.
+    ///
+    /// # Errors
+    /// A host name without an IPv4 address.
+    pub fn public_ipv4(&self) -> io::Result<Option<Ipv4Addr>> {
+        let name = match &self.public_address {
+            None => return Ok(None),
+            Some(PublicAddress::Ip(ip)) => return Ok(Some(*ip)),
+            Some(PublicAddress::Host(name)) => name,
+        };
+        let found = std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 0))
+            .map_err(|e| io::Error::new(e.kind(), format!("public address {name}: {e}")))?
+            .find_map(|a| match a.ip() {
+                IpAddr::V4(v4) if !v4.is_unspecified() => Some(v4),
+                _ => None,
+            });
+        found.map(Some).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("public address {name}: no IPv4 address"),
+            )
+        })
     }
 
     /// Checks values that depend on each other, and counts that must not be 0.
@@ -593,6 +732,15 @@ impl Settings {
         }
         if self.greeting.bytes().any(|b| b < 0x20 || b == 0x7f) || self.greeting.is_empty() {
             return invalid("greeting", "must be one line of printable text");
+        }
+        if self.proxy_protocol != ProxyMode::Off && self.proxy_from.is_empty() {
+            return invalid(
+                "proxy-protocol",
+                "needs --proxy-from, the networks that may send a header",
+            );
+        }
+        if self.instance.is_empty() || !self.instance.bytes().all(|b| b.is_ascii_graphic()) {
+            return invalid("instance", "must be a word of printable text");
         }
         Ok(())
     }
@@ -695,16 +843,23 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, ValueError> {
     s.parse().map_err(|_| ValueError::Listen)
 }
 
-/// Parses a public IPv4 address for PASV replies.
+/// Parses a public address for PASV replies: an IPv4 address or a host name.
 ///
 /// # Errors
 /// What is wrong with it.
-pub fn parse_public_address(s: &str) -> Result<Ipv4Addr, ValueError> {
-    match s.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) if !v4.is_unspecified() => Ok(v4),
-        Ok(IpAddr::V4(_)) => Err(ValueError::UnspecifiedAddress),
-        Ok(IpAddr::V6(_)) => Err(ValueError::Ipv6Address),
-        Err(_) => Err(ValueError::NotAnAddress),
+pub fn parse_public_address(s: &str) -> Result<PublicAddress, ValueError> {
+    s.parse()
+}
+
+/// The machine's host name, the default [`Settings::instance`] ("ferry" if it has none).
+#[must_use]
+pub fn host_name() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        "ferry".to_owned()
+    } else {
+        name.into_owned()
     }
 }
 
@@ -729,7 +884,7 @@ fn millis(s: &str) -> Result<Duration, ParseIntError> {
 /// Reading values from the TOML file with the same parsers as the flags.
 mod de {
     use std::fmt::Display;
-    use std::net::{Ipv4Addr, SocketAddr};
+    use std::net::SocketAddr;
     use std::time::Duration;
 
     use serde::de::Error as _;
@@ -762,11 +917,11 @@ mod de {
             .collect()
     }
 
-    /// A public address.
-    pub(super) fn public_address<'de, D: Deserializer<'de>>(
+    /// The metrics address.
+    pub(super) fn metrics_listen<'de, D: Deserializer<'de>>(
         d: D,
-    ) -> Result<Option<Ipv4Addr>, D::Error> {
-        with(d, super::parse_public_address).map(Some)
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        with(d, super::parse_listen).map(Some)
     }
 
     /// A log level.

@@ -561,6 +561,7 @@ impl<U: Users> Conn<U> {
             peer: self.session.peer(),
             within: self.ctx.settings.data_timeout,
             tls,
+            proxy: self.ctx.proxy.clone(),
         };
         let control = t
             .kind

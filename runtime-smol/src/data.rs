@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ferry_core::TransferError;
@@ -16,6 +17,7 @@ use smol::io::{AsyncRead, AsyncWrite};
 
 use crate::clock::timeout;
 use crate::config::PortRange;
+use crate::proxy::{Expect, ProxyPolicy, read_header};
 use crate::tls::{DataTls, Stream as TlsStream};
 
 /// How to make the data connection.
@@ -35,6 +37,8 @@ pub(crate) struct DataLink {
     pub within: Duration,
     /// TLS for the data connection (PROT P), if any.
     pub tls: Option<DataTls>,
+    /// Which peers of a passive port send a PROXY header (a balancer's data connections).
+    pub proxy: Arc<ProxyPolicy>,
 }
 
 /// A data connection, plain or TLS.
@@ -89,7 +93,7 @@ impl AsyncWrite for DataStream {
 /// Makes the data connection `link` describes, with its TLS handshake if it has one. An
 /// upload's handshake hands out no session ticket (see [`crate::tls`]).
 pub(crate) async fn open(link: DataLink, upload: bool) -> Result<DataStream, TransferError> {
-    let stream = connect(link.plan, link.peer, link.within).await?;
+    let stream = connect(link.plan, link.peer, link.within, &link.proxy).await?;
     match link.tls {
         Some(tls) => Ok(DataStream::Tls(
             tls.accept(stream, link.within, upload).await?,
@@ -103,9 +107,10 @@ async fn connect(
     plan: DataPlan,
     peer: SocketAddr,
     within: Duration,
+    proxy: &ProxyPolicy,
 ) -> Result<Async<TcpStream>, TransferError> {
     let stream = match plan {
-        DataPlan::Passive(listener) => accept_peer(&listener, peer, within).await?,
+        DataPlan::Passive(listener) => accept_peer(&listener, peer, within, proxy).await?,
         DataPlan::Active(addr) => timeout(within, Async::<TcpStream>::connect(addr))
             .await
             .and_then(Result::ok)
@@ -118,11 +123,13 @@ async fn connect(
 }
 
 /// Accepts the first connection from the control connection's host; refuses and logs any
-/// other (passive port hijacking).
+/// other (passive port hijacking). Through a balancer, the host is the one its PROXY
+/// header names.
 async fn accept_peer(
     listener: &Async<TcpListener>,
     peer: SocketAddr,
     within: Duration,
+    proxy: &ProxyPolicy,
 ) -> Result<Async<TcpStream>, TransferError> {
     let deadline = std::time::Instant::now() + within;
     loop {
@@ -133,12 +140,25 @@ async fn accept_peer(
                 tracing::warn!(%peer, error = %e, "accepting a data connection failed");
                 return Err(TransferError::DataConnection);
             }
-            Some(Ok((stream, from))) if from.ip().to_canonical() == peer.ip().to_canonical() => {
-                return Ok(stream);
-            }
             Some(Ok((stream, from))) => {
-                tracing::warn!(%peer, intruder = %from, "refused a data connection from another address than the client's");
-                drop(stream);
+                let client = match proxy.expect(from.ip()) {
+                    Expect::Direct => from,
+                    Expect::Header => match read_header(&stream, from, left).await {
+                        Ok(client) => client,
+                        Err(e) => {
+                            tracing::warn!(%peer, from = %from, error = %e, "refused a data connection: bad PROXY header");
+                            continue;
+                        }
+                    },
+                    Expect::Refuse => {
+                        tracing::warn!(%peer, from = %from, "refused a data connection: not from --proxy-from, and a PROXY header is required");
+                        continue;
+                    }
+                };
+                if client.ip().to_canonical() == peer.ip().to_canonical() {
+                    return Ok(stream);
+                }
+                tracing::warn!(%peer, intruder = %client, "refused a data connection from another address than the client's");
             }
         }
     }

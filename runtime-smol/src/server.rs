@@ -20,6 +20,7 @@ use crate::bulk::Bulk;
 use crate::clock::{Clock, timeout};
 use crate::config::Settings;
 use crate::context::Ctx;
+use crate::proxy::{Expect, ProxyPolicy};
 use crate::tls::Tls;
 use crate::users::Users;
 
@@ -86,11 +87,13 @@ impl<U: Users> Server<U> {
         }
         let (tx, rx) = smol::channel::bounded(1);
         let mut core = self.settings.core_config();
+        core.public_address = self.settings.public_ipv4()?;
         if self.tls.is_none() {
             core.tls = ferry_core::TlsMode::Off;
         }
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let bulk = Bulk::start(self.settings.bulk_threads);
+        let proxy = Arc::new(ProxyPolicy::new(&self.settings));
         let ctx = Arc::new(Ctx {
             core,
             settings: self.settings,
@@ -98,6 +101,7 @@ impl<U: Users> Server<U> {
             audit: self.audit,
             tls: self.tls,
             limits: Arc::default(),
+            proxy,
             login_gate: Arc::new(Semaphore::new(workers)),
             shutdown: rx,
             clock: Clock::start(),
@@ -273,17 +277,43 @@ async fn accept_loop<U: Users>(
                 continue;
             }
         };
-        let serve: Pin<Box<dyn Future<Output = ()> + Send>> =
-            match ctx.limits.admit(peer.ip(), &ctx.settings) {
-                Ok(admission) => Box::pin(crate::connection::serve(
-                    ctx.clone(),
-                    stream,
-                    peer,
-                    admission,
-                )),
-                Err(refusal) => Box::pin(refuse(stream, peer, refusal)),
-            };
+        let serve = match ctx.proxy.expect(peer.ip()) {
+            Expect::Direct => admit(&ctx, stream, peer),
+            Expect::Header => Box::pin(proxied(ctx.clone(), stream, peer)),
+            Expect::Refuse => {
+                tracing::warn!(%peer, "connection refused: not from --proxy-from, and a PROXY header is required");
+                let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+                continue;
+            }
+        };
         dispatch(Accepted { serve });
+    }
+}
+
+type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Counts the connection of `client` by the limits and serves it, or refuses it.
+fn admit<U: Users>(ctx: &Arc<Ctx<U>>, stream: Async<TcpStream>, client: SocketAddr) -> Serving {
+    match ctx.limits.admit(client.ip(), &ctx.settings) {
+        Ok(admission) => Box::pin(crate::connection::serve(
+            ctx.clone(),
+            stream,
+            client,
+            admission,
+        )),
+        Err(refusal) => Box::pin(refuse(stream, client, refusal)),
+    }
+}
+
+/// A connection from a load balancer: its PROXY header names the client, who is then
+/// admitted and served as if it had connected itself. A bad or missing header closes it.
+async fn proxied<U: Users>(ctx: Arc<Ctx<U>>, stream: Async<TcpStream>, peer: SocketAddr) {
+    match crate::proxy::read_header(&stream, peer, crate::proxy::HEADER_TIMEOUT).await {
+        Ok(client) => admit(&ctx, stream, client).await,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "connection refused: bad PROXY header");
+            let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
