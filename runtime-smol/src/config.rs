@@ -529,7 +529,7 @@ pub struct Settings {
     #[arg(long, env = "FERRY_INSTANCE", value_name = "NAME")]
     pub instance: String,
     /// Address for /metrics (Prometheus), /health and /ready over HTTP, e.g. 127.0.0.1:9121,
-    /// or a bare port for loopback [default: off].
+    /// or a bare port for loopback; off unless given.
     #[arg(long, env = "FERRY_METRICS_LISTEN", value_name = "ADDR", value_parser = parse_listen)]
     #[serde(deserialize_with = "de::metrics_listen")]
     pub metrics_listen: Option<SocketAddr>,
