@@ -13,6 +13,8 @@
 //! ```
 //!
 //! - `time`: RFC 3339, UTC, whole seconds.
+//! - `instance`: the server instance that made the change, right after `time`, only in a
+//!   log opened [`AuditLog::with_instance`] (a fleet's instances may share one log file).
 //! - `op`: `upload` (create or replace), `append` (append or write at an offset), `delete`,
 //!   `mkdir`, `rmdir`, `rename`, `copy`, `mtime`, `chmod` ([`Op`]).
 //! - `path`: the file or folder; for `rename` and `copy` the source, with the target in `to`
@@ -183,10 +185,22 @@ impl Record<'_> {
     /// The line, with its `\n`.
     #[must_use]
     pub fn to_line(&self) -> String {
+        self.to_line_of(None)
+    }
+
+    /// The line written by `instance`, if named, with its `\n`.
+    #[must_use]
+    pub fn to_line_of(&self, instance: Option<&str>) -> String {
         let mut s = String::with_capacity(160 + self.path.len() + self.to.map_or(0, str::len));
         s.push_str("{\"time\":\"");
         s.push_str(&rfc3339(self.time));
-        s.push_str("\",\"user\":");
+        if let Some(name) = instance {
+            s.push_str("\",\"instance\":");
+            json_string(&mut s, name);
+            s.push_str(",\"user\":");
+        } else {
+            s.push_str("\",\"user\":");
+        }
         json_string(&mut s, self.user);
         s.push_str(",\"client\":");
         json_string(&mut s, &self.client.to_string());
@@ -255,6 +269,8 @@ pub struct AuditLog {
     state: Mutex<LogState>,
     /// Whether `pending` is non-empty, so that the common case needs no lock.
     has_pending: AtomicBool,
+    /// Written into each line, if set.
+    instance: Option<String>,
 }
 
 struct LogState {
@@ -331,7 +347,15 @@ impl AuditLog {
                 pending: VecDeque::new(),
             }),
             has_pending: AtomicBool::new(false),
+            instance: None,
         }
+    }
+
+    /// Each line names `instance` (the `instance` key, after `time`).
+    #[must_use]
+    pub fn with_instance(mut self, instance: &str) -> Self {
+        self.instance = Some(instance.to_owned());
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, LogState> {
@@ -353,7 +377,7 @@ impl AuditLog {
     fn write_record(&self, record: &Record<'_>, keep: bool) -> Result<(), (io::Error, bool)> {
         let mut state = self.lock();
         let mut p = Pending {
-            line: record.to_line().into_bytes(),
+            line: record.to_line_of(self.instance.as_deref()).into_bytes(),
             written: 0,
         };
         let r = match state.flush_pending() {
@@ -850,5 +874,29 @@ mod tests {
         assert_eq!(Outcome::Failed(StorageError::NoSpace).as_str(), "no_space");
         assert_eq!(Outcome::Ok.as_str(), "ok");
         assert_eq!(Outcome::Aborted.as_str(), "aborted");
+    }
+
+    #[test]
+    fn the_instance_follows_the_time() {
+        let r = Record {
+            time: UnixTime(0),
+            user: "u",
+            client: "127.0.0.1:1".parse().unwrap(),
+            op: Op::Delete,
+            path: "/a",
+            to: None,
+            bytes: None,
+            outcome: Outcome::Ok,
+        };
+        let plain = r.to_line();
+        assert!(
+            plain.starts_with(r#"{"time":"1970-01-01T00:00:00Z","user":"u","#),
+            "{plain}"
+        );
+        let named = r.to_line_of(Some("ferry-\"b\""));
+        assert_eq!(
+            named,
+            plain.replacen(r#","user""#, r#","instance":"ferry-\"b\"","user""#, 1)
+        );
     }
 }

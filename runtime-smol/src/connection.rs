@@ -33,6 +33,7 @@ use smol::{Async, Timer};
 use crate::clock::timeout;
 use crate::context::Ctx;
 use crate::data::{self, DataLink, DataPlan};
+use crate::metrics;
 use crate::tls::{DataTls, Stream as TlsStream};
 use crate::transfer::{self, LIST_PIECE, Prepared, PumpOptions};
 use crate::users::Users;
@@ -191,6 +192,13 @@ struct Conn<U: Users> {
     /// Boxed: only FTPS sessions have one.
     data_tls: Option<Box<DataTls>>,
     shutdown_seen: bool,
+    /// The verb ([`metrics::verb_index`]) of the command waiting for its final reply, 0 if
+    /// none: the metrics count each command with the class of that reply.
+    verb: u8,
+    /// The verb of the transfer that sent its 1xx and has not ended.
+    opened: u8,
+    /// The transfer has ended: the next final reply is its own.
+    ending: bool,
     started: StdInstant,
 }
 
@@ -220,6 +228,9 @@ pub(crate) fn serve<U: Users, G: Send + 'static>(
         transfer: None,
         data_tls: None,
         shutdown_seen: false,
+        verb: 0,
+        opened: 0,
+        ending: false,
         started: StdInstant::now(),
     };
     // `conn` is captured, not rebound: an `async fn` taking it would hold it twice.
@@ -249,6 +260,7 @@ impl<U: Users> Conn<U> {
             while let Some(event) = self.session.poll_event() {
                 match event {
                     Event::Reply(reply) => {
+                        self.count_reply(reply.code());
                         // Encoding into a Vec cannot fail.
                         let _ = std::fmt::Write::write_fmt(
                             &mut FmtVec(&mut self.out),
@@ -282,6 +294,7 @@ impl<U: Users> Conn<U> {
             if !self.input.is_empty() {
                 let used = self.session.handle_input(&self.input, self.now());
                 if used > 0 {
+                    self.verb = metrics::verb_index(&self.input[..used]);
                     self.input.drain(..used);
                     if self.input.is_empty() {
                         // Give the memory back while idle.
@@ -299,6 +312,10 @@ impl<U: Users> Conn<U> {
                         && let Running::Data(t) = &*running
                     {
                         self.log_transfer(t, &result);
+                        let took = t.started.elapsed();
+                        self.ctx
+                            .metrics
+                            .transfer(t.what, result.as_ref().ok().copied(), took);
                         self.finished(t.id, result);
                     }
                 }
@@ -372,6 +389,24 @@ impl<U: Users> Conn<U> {
         r
     }
 
+    /// Counts the command that `code` answers, if it is a final reply.
+    fn count_reply(&mut self, code: u16) {
+        if code < 200 {
+            if code >= 100 && self.verb != 0 {
+                self.opened = std::mem::take(&mut self.verb);
+            }
+            return;
+        }
+        let verb = if std::mem::take(&mut self.ending) && self.opened != 0 {
+            std::mem::take(&mut self.opened)
+        } else {
+            std::mem::take(&mut self.verb)
+        };
+        if verb != 0 {
+            self.ctx.metrics.command(verb, code);
+        }
+    }
+
     /// The core's time now.
     fn now(&self) -> Instant {
         self.ctx.clock.now()
@@ -435,10 +470,13 @@ impl<U: Users> Conn<U> {
     async fn check_login(&mut self, user: &str, password: &str) -> Result<LoginInfo, LoginError> {
         let ctx = self.ctx.clone();
         let permit = ctx.login_gate.acquire_arc().await;
+        let backend = ctx.users.backend();
+        let asked = StdInstant::now();
         let (u, p) = (user.to_owned(), password.to_owned());
         let users = ctx.users.clone();
         let checked = smol::unblock(move || users.check(&u, &p)).await;
         drop(permit);
+        ctx.metrics.storage("login", backend, asked.elapsed());
         match checked {
             Ok(Some(login)) => {
                 self.storage = Some(Audited::new(
@@ -448,18 +486,25 @@ impl<U: Users> Conn<U> {
                     self.session.peer(),
                 ));
                 ctx.limits.login_succeeded(self.session.peer().ip());
+                ctx.metrics.login("ok");
                 tracing::info!(peer = %self.session.peer(), user, read_only = login.read_only, "login");
                 Ok(LoginInfo {
                     read_only: login.read_only,
                 })
             }
             Ok(None) => {
-                ctx.limits
-                    .login_failed(self.session.peer().ip(), &ctx.settings);
+                ctx.metrics.login("failed");
+                if ctx
+                    .limits
+                    .login_failed(self.session.peer().ip(), &ctx.settings)
+                {
+                    ctx.metrics.banned();
+                }
                 tracing::warn!(peer = %self.session.peer(), user, "login failed");
                 Err(LoginError::Rejected)
             }
             Err(e) => {
+                ctx.metrics.login("unavailable");
                 tracing::error!(peer = %self.session.peer(), user, error = %e, "accounts unavailable");
                 Err(LoginError::Unavailable)
             }
@@ -471,7 +516,13 @@ impl<U: Users> Conn<U> {
         let Some(s) = &self.storage else {
             return Err(StorageError::PermissionDenied);
         };
-        ferry_backends::perform(s, op).await.map_err(|e| {
+        let asked = StdInstant::now();
+        let done = ferry_backends::perform(s, op).await;
+        let backend = self.ctx.users.backend();
+        self.ctx
+            .metrics
+            .storage(metrics::op_name(op), backend, asked.elapsed());
+        done.map_err(|e| {
             // A failure of the storage itself (not a missing file) is logged for every call.
             let storage_failed = matches!(e.kind(), StorageError::Other | StorageError::PermissionDenied);
             if op.is_mutation() || storage_failed {
@@ -533,7 +584,16 @@ impl<U: Users> Conn<U> {
             .storage
             .as_ref()
             .ok_or(TransferError::Storage(StorageError::PermissionDenied))?;
-        let (prepared, size) = transfer::open(storage, &t.kind).await.map_err(|e| {
+        let asked = StdInstant::now();
+        let opened = transfer::open(storage, &t.kind).await;
+        let op = match what {
+            "download" => "open_download",
+            "upload" => "open_upload",
+            _ => "open_listing",
+        };
+        let backend = self.ctx.users.backend();
+        self.ctx.metrics.storage(op, backend, asked.elapsed());
+        let (prepared, size) = opened.map_err(|e| {
             tracing::info!(peer = %self.session.peer(), user = self.session.user().unwrap_or("-"), what, path, error = %e, "transfer refused");
             TransferError::Storage(e.kind())
         })?;
@@ -562,6 +622,7 @@ impl<U: Users> Conn<U> {
             within: self.ctx.settings.data_timeout,
             tls,
             proxy: self.ctx.proxy.clone(),
+            metrics: self.ctx.metrics.clone(),
         };
         let control = t
             .kind
@@ -613,6 +674,7 @@ impl<U: Users> Conn<U> {
 
     /// Reports the end of a transfer to the session.
     fn finished(&mut self, id: OpId, result: Result<u64, TransferError>) {
+        self.ending = true;
         let now = self.now();
         self.session
             .handle_outcome(Outcome::TransferFinished { id, result }, now);
@@ -636,6 +698,7 @@ impl<U: Users> Conn<U> {
             .await
         {
             Ok((stream, data)) => {
+                self.ctx.metrics.tls("control", true);
                 self.control = Control::Tls(Box::new(stream));
                 self.data_tls = Some(Box::new(data));
                 tracing::info!(peer = %self.session.peer(), "control connection upgraded to TLS");
@@ -643,6 +706,7 @@ impl<U: Users> Conn<U> {
                     .handle_outcome(Outcome::TlsEstablished, self.now());
             }
             Err(e) => {
+                self.ctx.metrics.tls("control", false);
                 tracing::warn!(peer = %self.session.peer(), error = %e, "TLS handshake on the control connection failed");
                 self.session.handle_outcome(Outcome::TlsFailed, self.now());
             }

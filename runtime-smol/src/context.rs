@@ -1,5 +1,5 @@
 //! What every connection of a server shares: settings, accounts, the audit log, TLS, the
-//! limits, the PROXY policy, the login gate, the shutdown signal, the clock and the bulk threads. The server builds it once;
+//! limits, the metrics, the PROXY policy, the login gate, the shutdown signal, the clock and the bulk threads. The server builds it once;
 //! connections only read it, and never reach into the server.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use crate::bulk::Bulk;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::proxy::ProxyPolicy;
 use crate::tls::Tls;
 use crate::users::Users;
@@ -25,6 +26,8 @@ pub(crate) struct Ctx<U: Users> {
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) tls: Option<Arc<Tls>>,
     pub(crate) limits: Arc<Limits>,
+    /// What `/metrics` shows.
+    pub(crate) metrics: Arc<Metrics>,
     /// Which peers send a PROXY header first.
     pub(crate) proxy: Arc<ProxyPolicy>,
     /// Password checks at once (argon2 needs memory and a core each).

@@ -17,6 +17,7 @@ use smol::io::{AsyncRead, AsyncWrite};
 
 use crate::clock::timeout;
 use crate::config::PortRange;
+use crate::metrics::Metrics;
 use crate::proxy::{Expect, ProxyPolicy, read_header};
 use crate::tls::{DataTls, Stream as TlsStream};
 
@@ -39,6 +40,8 @@ pub(crate) struct DataLink {
     pub tls: Option<DataTls>,
     /// Which peers of a passive port send a PROXY header (a balancer's data connections).
     pub proxy: Arc<ProxyPolicy>,
+    /// Counts TLS handshakes and PROXY refusals.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A data connection, plain or TLS.
@@ -93,24 +96,35 @@ impl AsyncWrite for DataStream {
 /// Makes the data connection `link` describes, with its TLS handshake if it has one. An
 /// upload's handshake hands out no session ticket (see [`crate::tls`]).
 pub(crate) async fn open(link: DataLink, upload: bool) -> Result<DataStream, TransferError> {
-    let stream = connect(link.plan, link.peer, link.within, &link.proxy).await?;
+    let stream = connect(
+        link.plan,
+        link.peer,
+        link.within,
+        (&link.proxy, &link.metrics),
+    )
+    .await?;
     match link.tls {
-        Some(tls) => Ok(DataStream::Tls(
-            tls.accept(stream, link.within, upload).await?,
-        )),
+        Some(tls) => {
+            let accepted = tls.accept(stream, link.within, upload).await;
+            link.metrics.tls("data", accepted.is_ok());
+            Ok(DataStream::Tls(accepted?))
+        }
         None => Ok(DataStream::Plain(stream)),
     }
 }
+
+/// Who says which peers send a PROXY header, and who counts the refusals.
+type Watch<'a> = (&'a ProxyPolicy, &'a Metrics);
 
 /// Makes the TCP connection as `plan` says.
 async fn connect(
     plan: DataPlan,
     peer: SocketAddr,
     within: Duration,
-    proxy: &ProxyPolicy,
+    link: Watch<'_>,
 ) -> Result<Async<TcpStream>, TransferError> {
     let stream = match plan {
-        DataPlan::Passive(listener) => accept_peer(&listener, peer, within, proxy).await?,
+        DataPlan::Passive(listener) => accept_peer(&listener, peer, within, link).await?,
         DataPlan::Active(addr) => timeout(within, Async::<TcpStream>::connect(addr))
             .await
             .and_then(Result::ok)
@@ -129,7 +143,7 @@ async fn accept_peer(
     listener: &Async<TcpListener>,
     peer: SocketAddr,
     within: Duration,
-    proxy: &ProxyPolicy,
+    (proxy, metrics): Watch<'_>,
 ) -> Result<Async<TcpStream>, TransferError> {
     let deadline = std::time::Instant::now() + within;
     loop {
@@ -147,11 +161,13 @@ async fn accept_peer(
                         Ok(client) => client,
                         Err(e) => {
                             tracing::warn!(%peer, from = %from, error = %e, "refused a data connection: bad PROXY header");
+                            metrics.proxy_refused("data", "bad");
                             continue;
                         }
                     },
                     Expect::Refuse => {
                         tracing::warn!(%peer, from = %from, "refused a data connection: not from --proxy-from, and a PROXY header is required");
+                        metrics.proxy_refused("data", "untrusted");
                         continue;
                     }
                 };

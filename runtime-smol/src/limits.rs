@@ -72,18 +72,21 @@ impl Limits {
         })
     }
 
-    /// Records a failed login from `ip`.
-    pub(crate) fn login_failed(&self, ip: IpAddr, s: &Settings) {
-        if let Ok(mut f) = self.failures.lock() {
-            let e = f.entry(ip.to_canonical()).or_insert((0, StdInstant::now()));
-            if e.1.elapsed() >= s.ban_time {
-                *e = (0, StdInstant::now());
-            }
-            e.0 += 1;
-            if e.0 == s.max_failures_per_ip {
-                tracing::warn!(%ip, failures = e.0, ban_secs = s.ban_time.as_secs(), "too many failed logins: refusing new connections from this address");
-            }
+    /// Records a failed login from `ip`; true if this failure bans the address.
+    pub(crate) fn login_failed(&self, ip: IpAddr, s: &Settings) -> bool {
+        let Ok(mut f) = self.failures.lock() else {
+            return false;
+        };
+        let e = f.entry(ip.to_canonical()).or_insert((0, StdInstant::now()));
+        if e.1.elapsed() >= s.ban_time {
+            *e = (0, StdInstant::now());
         }
+        e.0 += 1;
+        let banned = e.0 == s.max_failures_per_ip;
+        if banned {
+            tracing::warn!(%ip, failures = e.0, ban_secs = s.ban_time.as_secs(), "too many failed logins: refusing new connections from this address");
+        }
+        banned
     }
 
     /// Forgets failures of `ip` after a good login.

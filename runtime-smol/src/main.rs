@@ -262,16 +262,18 @@ fn run(cli: Cli) -> Result<(), Error> {
 
 fn serve(settings: Settings) -> Result<(), Error> {
     settings.validate()?;
-    logging::init(settings.log_format, settings.log_level);
+    logging::init(settings.log_format, settings.log_level, &settings.instance);
     let mut accounts = open_accounts(&settings.data_dir, &settings.users_file())?;
     if accounts.is_empty() {
         create_first_account(&mut accounts, &settings.data_dir)?;
     }
     let audit_path = settings.audit_log();
-    let audit = AuditLog::open(&audit_path).map_err(|source| Error::AuditLog {
-        path: audit_path,
-        source,
-    })?;
+    let audit = AuditLog::open(&audit_path)
+        .map_err(|source| Error::AuditLog {
+            path: audit_path,
+            source,
+        })?
+        .with_instance(&settings.instance);
     let tls = match (&settings.tls_cert, &settings.tls_key) {
         (Some(cert), Some(key)) => Some(Arc::new(Tls::new(
             tls::load(cert, key)?,
@@ -312,7 +314,12 @@ impl Run {
             server = server.with_tls(tls.clone());
         }
         let bound = smol::block_on(server.bind()).map_err(Error::Bind)?;
-        announce(&bound.local_addrs(), &data_dir, threads);
+        announce(
+            &bound.local_addrs(),
+            bound.metrics_addr(),
+            &data_dir,
+            threads,
+        );
         let signals = handle_signals(self.tls, self.reload, bound.shutdown_handle())?;
         bound.run_threads(threads, signals);
         Ok(())
@@ -370,8 +377,12 @@ fn remove_interrupted_uploads(accounts: &Accounts) {
 }
 
 /// Says where the server listens, in the log and on standard output (scripts and tests wait
-/// for that line).
-fn announce(addrs: &[SocketAddr], data_dir: &Path, threads: usize) {
+/// for the `Ferry listening` lines, which come last).
+fn announce(addrs: &[SocketAddr], metrics: Option<SocketAddr>, data_dir: &Path, threads: usize) {
+    if let Some(addr) = metrics {
+        tracing::info!(%addr, "metrics, health and readiness over HTTP");
+        println!("Ferry metrics on http://{addr}/metrics (and /health, /ready)");
+    }
     for addr in addrs {
         tracing::info!(%addr, data_dir = %data_dir.display(), threads, "listening");
         println!(

@@ -20,6 +20,7 @@ use crate::bulk::Bulk;
 use crate::clock::{Clock, timeout};
 use crate::config::Settings;
 use crate::context::Ctx;
+use crate::metrics::{self, Metrics};
 use crate::proxy::{Expect, ProxyPolicy};
 use crate::tls::Tls;
 use crate::users::Users;
@@ -94,6 +95,12 @@ impl<U: Users> Server<U> {
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let bulk = Bulk::start(self.settings.bulk_threads);
         let proxy = Arc::new(ProxyPolicy::new(&self.settings));
+        let metrics_listener = self
+            .settings
+            .metrics_listen
+            .map(metrics::bind)
+            .transpose()?;
+        let metrics = Arc::new(Metrics::new(&self.settings.instance));
         let ctx = Arc::new(Ctx {
             core,
             settings: self.settings,
@@ -101,6 +108,7 @@ impl<U: Users> Server<U> {
             audit: self.audit,
             tls: self.tls,
             limits: Arc::default(),
+            metrics,
             proxy,
             login_gate: Arc::new(Semaphore::new(workers)),
             shutdown: rx,
@@ -110,6 +118,7 @@ impl<U: Users> Server<U> {
         Ok(Bound {
             ctx,
             listeners,
+            metrics_listener,
             shutdown: Shutdown(tx),
         })
     }
@@ -119,6 +128,8 @@ impl<U: Users> Server<U> {
 pub struct Bound<U: Users> {
     ctx: Arc<Ctx<U>>,
     listeners: Vec<Async<TcpListener>>,
+    /// `--metrics-listen`.
+    metrics_listener: Option<Async<TcpListener>>,
     shutdown: Shutdown,
 }
 
@@ -130,6 +141,20 @@ impl<U: Users> Bound<U> {
             .iter()
             .filter_map(|l| l.get_ref().local_addr().ok())
             .collect()
+    }
+
+    /// Where `/metrics`, `/health` and `/ready` answer, if anywhere.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.get_ref().local_addr().ok())
+    }
+
+    /// The server's counters (what `/metrics` shows).
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.ctx.metrics.clone()
     }
 
     #[cfg(test)]
@@ -149,8 +174,10 @@ impl<U: Users> Bound<U> {
         let Self {
             ctx,
             listeners,
+            metrics_listener,
             shutdown,
         } = self;
+        let http = metrics_listener.map(|l| ex.spawn(metrics::serve(ctx.clone(), l)));
         let accepts: Vec<_> = listeners
             .into_iter()
             .map(|l| {
@@ -160,6 +187,8 @@ impl<U: Users> Bound<U> {
             })
             .collect();
         stop(ctx, shutdown, accepts).await;
+        // Answered 503 on /ready while the connections drained.
+        drop(http);
     }
 
     /// Serves with one thread per `threads`, each running its own executor (thread per
@@ -172,6 +201,7 @@ impl<U: Users> Bound<U> {
         let Self {
             ctx,
             listeners,
+            metrics_listener,
             shutdown,
         } = self;
         let (stop_workers, workers_stopped) = smol::channel::bounded::<()>(1);
@@ -204,6 +234,11 @@ impl<U: Users> Bound<U> {
         let ex = smol::LocalExecutor::new();
         smol::block_on(ex.run(async {
             ex.spawn(beside).detach();
+            // Dropped with the executor when the server has stopped: /ready answers 503
+            // while the connections drain.
+            if let Some(l) = metrics_listener {
+                ex.spawn(metrics::serve(ctx.clone(), l)).detach();
+            }
             let next = std::cell::Cell::new(0usize);
             let dispatch = move |c: Accepted| {
                 let i = next.get();
@@ -282,6 +317,7 @@ async fn accept_loop<U: Users>(
             Expect::Header => Box::pin(proxied(ctx.clone(), stream, peer)),
             Expect::Refuse => {
                 tracing::warn!(%peer, "connection refused: not from --proxy-from, and a PROXY header is required");
+                ctx.metrics.proxy_refused("control", "untrusted");
                 let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
                 continue;
             }
@@ -301,7 +337,10 @@ fn admit<U: Users>(ctx: &Arc<Ctx<U>>, stream: Async<TcpStream>, client: SocketAd
             client,
             admission,
         )),
-        Err(refusal) => Box::pin(refuse(stream, client, refusal)),
+        Err(refusal) => {
+            ctx.metrics.refused(refusal);
+            Box::pin(refuse(stream, client, refusal))
+        }
     }
 }
 
@@ -312,6 +351,7 @@ async fn proxied<U: Users>(ctx: Arc<Ctx<U>>, stream: Async<TcpStream>, peer: Soc
         Ok(client) => admit(&ctx, stream, client).await,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "connection refused: bad PROXY header");
+            ctx.metrics.proxy_refused("control", "bad");
             let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
         }
     }

@@ -100,6 +100,19 @@ pub trait Users: Send + Sync + 'static {
         user: &str,
         password: &str,
     ) -> Result<Option<Login<Self::Storage>>, Self::Error>;
+
+    /// The storage's name for the `backend` label of the metrics.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
+
+    /// Whether the storage can be reached now (`/health`). Called on a blocking thread.
+    ///
+    /// # Errors
+    /// Why not, for the answer and the log.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The accounts of a users file, read again when the file changes, so that accounts added
@@ -155,6 +168,8 @@ pub struct DiskUsers {
     /// per user instead of per session (10,000 sessions of one user hit the descriptor
     /// limit otherwise).
     trees: Mutex<HashMap<PathBuf, DiskStorage>>,
+    /// Where the homes are, for [`Users::health`].
+    data_dir: PathBuf,
 }
 
 impl DiskUsers {
@@ -162,6 +177,7 @@ impl DiskUsers {
     #[must_use]
     pub fn new(accounts: Accounts) -> Self {
         Self {
+            data_dir: accounts.data_dir().to_owned(),
             accounts: AccountsFile::new(accounts),
             fsync: false,
             pool: false,
@@ -188,6 +204,18 @@ impl DiskUsers {
 impl Users for DiskUsers {
     type Storage = DiskStorage;
     type Error = UsersError;
+
+    fn backend(&self) -> &'static str {
+        "disk"
+    }
+
+    /// The data folder (where the homes are) is there and can be read.
+    fn health(&self) -> Result<(), String> {
+        let dir = self.data_dir.clone();
+        std::fs::read_dir(&dir)
+            .map(drop)
+            .map_err(|e| format!("{}: {e}", dir.display()))
+    }
 
     fn check(&self, user: &str, password: &str) -> Result<Option<Login<DiskStorage>>, UsersError> {
         let Some(account) = self.accounts.verify(user, password)? else {
@@ -273,6 +301,16 @@ impl Users for ObjectUsers {
     type Storage = ObjectStorage;
     type Error = UsersError;
 
+    fn backend(&self) -> &'static str {
+        "s3"
+    }
+
+    /// The bucket answers a listing with these credentials.
+    fn health(&self) -> Result<(), String> {
+        let tree = ObjectStorage::s3(&self.bucket, &self.http).map_err(|e| e.to_string())?;
+        smol::block_on(tree.check()).map_err(|e| e.to_string())
+    }
+
     fn check(
         &self,
         user: &str,
@@ -346,6 +384,10 @@ impl Users for MemoryUsers {
     type Storage = MemoryStorage;
     /// Fixed users are always there to check.
     type Error = Infallible;
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
 
     fn check(
         &self,

@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 pub struct AuditRecord {
     /// RFC 3339 time.
     pub time: String,
+    /// The server instance that wrote it, where the log names one.
+    pub instance: Option<String>,
     /// The account.
     pub user: String,
     /// The client's address.
@@ -50,6 +52,10 @@ pub fn parse_audit_line(line: &str) -> Option<AuditRecord> {
     let text = |key: &str| fields.get(key)?.as_str().map(str::to_owned);
     Some(AuditRecord {
         time: text("time")?,
+        instance: match fields.get("instance") {
+            None => None,
+            Some(v) => Some(v.as_str()?.to_owned()),
+        },
         user: text("user")?,
         client: text("client")?,
         op: text("op")?,

@@ -328,6 +328,20 @@ impl Server {
         }
     }
 
+    /// Where it serves `/metrics`, `/health` and `/ready` (`--metrics-listen`).
+    ///
+    /// # Panics
+    /// When it announced none.
+    #[must_use]
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.stdout_lines()
+            .iter()
+            .find_map(|l| l.strip_prefix("Ferry metrics on http://"))
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .expect("ferry announced no metrics address (--metrics-listen)")
+    }
+
     /// The first address it listens on.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
