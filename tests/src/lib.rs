@@ -22,6 +22,7 @@ pub mod clients;
 pub mod control;
 pub mod files;
 pub mod ftp_client;
+pub mod haproxy;
 pub mod http;
 pub mod server;
 pub mod wait;

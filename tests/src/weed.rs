@@ -188,6 +188,32 @@ impl Weed {
         ObjectStorage::s3(&self.config(prefix), &SmolHttp::new()).expect("operator")
     }
 
+    /// Multipart uploads begun and neither completed nor aborted, as the store lists them
+    /// (`GET /bucket?uploads`, signed by curl).
+    ///
+    /// # Panics
+    /// When curl cannot be run or fails.
+    #[must_use]
+    pub fn pending_multipart_uploads(&self) -> usize {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "-u",
+            ])
+            .arg(format!("{ACCESS_KEY}:{SECRET_KEY}"))
+            .arg(format!("{}/{BUCKET}?uploads", self.endpoint()))
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "listing the multipart uploads failed");
+        String::from_utf8_lossy(&out.stdout)
+            .matches("<Upload>")
+            .count()
+    }
+
     /// The flags of `ferry serve` that serve this bucket under `prefix`.
     #[must_use]
     pub fn serve_args(&self, prefix: &str) -> Vec<String> {

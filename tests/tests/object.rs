@@ -64,20 +64,6 @@ fn object(weed: &Weed, prefix: &str, user: &str, path: &str) -> Option<Vec<u8>> 
     })
 }
 
-/// Multipart uploads begun and neither completed nor aborted, as the store lists them
-/// (`GET /bucket?uploads`, signed by curl).
-fn pending_multipart_uploads(weed: &Weed) -> usize {
-    let out = curl_ok(&[
-        "-s",
-        "--aws-sigv4",
-        "aws:amz:us-east-1:s3",
-        "-u",
-        &format!("{ACCESS_KEY}:{SECRET_KEY}"),
-        &format!("{}/{BUCKET}?uploads", weed.endpoint()),
-    ]);
-    out.stdout.matches("<Upload>").count()
-}
-
 #[test]
 fn curl_files_folders_and_isolation() {
     let Some((weed, server)) = start(&["curl"], "srv") else {
@@ -315,7 +301,7 @@ fn cut_off_upload_keeps_the_old_object() {
         "the old object stays"
     );
     let clean = wait_until(Duration::from_secs(20), || {
-        pending_multipart_uploads(&weed) == 0
+        weed.pending_multipart_uploads() == 0
     });
     assert!(clean, "a multipart upload was left behind");
     // The server goes on.
