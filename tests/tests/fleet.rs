@@ -289,6 +289,17 @@ fn a_fleet_behind_haproxy_serves_one_user_base() {
         ])
     });
     assert_eq!(sha256_hex(&fs::read(&got).unwrap()), sha256_hex(&data));
+    // Active mode: the PORT target is checked against the client the header named.
+    let active = dir.join("one.active");
+    let _ = curl_ok(&[
+        "-sS",
+        "-P",
+        "127.0.0.1",
+        "-o",
+        active.to_str().unwrap(),
+        &fleet.url("alice", "/one.bin"),
+    ]);
+    assert!(fs::read(&active).unwrap() == data);
     let up_server = if up_on == "a" { &fleet.a } else { &fleet.b };
     let audited = up_server.assert_audited("alice", "upload", "/one.bin");
     assert_eq!(
