@@ -15,7 +15,8 @@
 //! | `data` | data connections: passive ports, the peer check, active connect, data TLS |
 //! | `context` | what every connection shares (settings, accounts, audit, TLS, limits, clock) |
 //! | `limits` | connections per address and in total, failed-login bans |
-//! | [`metrics`] | Prometheus counters; the `/metrics`, `/health` and `/ready` listener |
+//! | [`metrics`] | the Prometheus counters |
+//! | `probe` | the `/metrics`, `/health` and `/ready` listener |
 //! | `proxy` | the PROXY protocol: which peers send a header, reading exactly its bytes |
 //! | [`tls`] | rustls configuration, control upgrade, data handshakes bound to the session |
 //! | `clock` | the core's clock (a test seam), the wall clock, timeouts |
@@ -50,6 +51,7 @@ mod data;
 mod limits;
 pub mod logging;
 pub mod metrics;
+mod probe;
 mod proxy;
 pub mod server;
 pub mod tls;

@@ -20,7 +20,8 @@ use crate::bulk::Bulk;
 use crate::clock::{Clock, timeout};
 use crate::config::Settings;
 use crate::context::Ctx;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
+use crate::probe;
 use crate::proxy::{Expect, ProxyPolicy};
 use crate::tls::Tls;
 use crate::users::Users;
@@ -95,11 +96,7 @@ impl<U: Users> Server<U> {
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let bulk = Bulk::start(self.settings.bulk_threads);
         let proxy = Arc::new(ProxyPolicy::new(&self.settings));
-        let metrics_listener = self
-            .settings
-            .metrics_listen
-            .map(metrics::bind)
-            .transpose()?;
+        let metrics_listener = self.settings.metrics_listen.map(probe::bind).transpose()?;
         let metrics = Arc::new(Metrics::new(&self.settings.instance));
         let ctx = Arc::new(Ctx {
             core,
@@ -177,7 +174,7 @@ impl<U: Users> Bound<U> {
             metrics_listener,
             shutdown,
         } = self;
-        let http = metrics_listener.map(|l| ex.spawn(metrics::serve(ctx.clone(), l)));
+        let http = metrics_listener.map(|l| ex.spawn(probe::serve(ctx.clone(), l)));
         let accepts: Vec<_> = listeners
             .into_iter()
             .map(|l| {
@@ -237,7 +234,7 @@ impl<U: Users> Bound<U> {
             // Dropped with the executor when the server has stopped: /ready answers 503
             // while the connections drain.
             if let Some(l) = metrics_listener {
-                ex.spawn(metrics::serve(ctx.clone(), l)).detach();
+                ex.spawn(probe::serve(ctx.clone(), l)).detach();
             }
             let next = std::cell::Cell::new(0usize);
             let dispatch = move |c: Accepted| {
