@@ -8,6 +8,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use ferry_tests::http::{get, sample};
 use ferry_tests::{Control, OTHER_HOST, Server, ServerBuilder, tcp_connect_from};
 
 /// A version-2 header: a TCP connection from `source` to `destination` (both IPv4).
@@ -103,7 +104,10 @@ fn the_header_names_the_client_on_control_and_data_connections() {
 
 #[test]
 fn bad_missing_and_untrusted_headers_close_the_connection() {
-    let server = server("required", &[]);
+    let server = server(
+        "required",
+        &["--metrics-listen", "127.0.0.1:0", "--instance", "p"],
+    );
     let addr = server.addr();
     let cases: [(&str, Vec<u8>); 4] = [
         ("not a header", b"USER alice\r\n".to_vec()),
@@ -143,6 +147,16 @@ fn bad_missing_and_untrusted_headers_close_the_connection() {
     assert_eq!(c.read_reply().code, 220);
     c.login("alice", "alice-pw");
     c.expect("QUIT", 221);
+
+    // And counts what it refused.
+    let (_, text) = get(server.metrics_addr(), "/metrics").expect("/metrics");
+    let refused = |reason: &str| {
+        let series = format!(
+            r#"ferry_proxy_refusals_total{{instance="p",connection="control",reason="{reason}"}}"#
+        );
+        sample(&text, &series)
+    };
+    assert_eq!((refused("bad"), refused("untrusted")), (4.0, 1.0), "{text}");
 }
 
 #[test]
