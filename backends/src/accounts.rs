@@ -285,7 +285,7 @@ fn hasher() -> Argon2<'static> {
 }
 
 /// Hashes `password` with a new random salt.
-fn hash_password(password: &str) -> Result<String, AccountsError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, AccountsError> {
     let salt = argon2::password_hash::try_generate_salt().map_err(|e| AccountsError::Hash {
         message: e.to_string(),
     })?;
@@ -347,7 +347,7 @@ const VERIFIED_MAX: usize = 10_000;
 /// password, under a random key made at start: the password itself is never kept, and a
 /// changed password (a new PHC string) no longer matches its old entry.
 #[derive(Debug, Default)]
-struct Verified {
+pub(crate) struct Verified {
     inner: Mutex<VerifiedInner>,
 }
 
@@ -395,6 +395,25 @@ fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl Verified {
+    /// Whether `password` is the password of the account `name` whose stored PHC string is
+    /// `stored` (`None`: no such account). Takes as long for an unknown name as for a
+    /// wrong password: it checks against a dummy hash then.
+    pub(crate) fn check(&self, name: &str, stored: Option<&str>, password: &str) -> bool {
+        if let Some(phc) = stored
+            && self.hit(name, phc, password)
+        {
+            return true;
+        }
+        let ok = argon2_verify(password, stored.unwrap_or(DUMMY_HASH));
+        match stored {
+            Some(phc) if ok => {
+                self.insert(name, phc, password);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn hit(&self, name: &str, phc: &str, password: &str) -> bool {
         let Ok(mut v) = self.inner.lock() else {
             return false;
@@ -477,7 +496,40 @@ fn argon2_verify(password: &str, phc: &str) -> bool {
     ok
 }
 
-fn absolute(p: &Path) -> PathBuf {
+/// Deletes the home folder `home` with everything in it (symlinks inside are removed, never
+/// followed); a missing one is fine. A folder that is the data folder, or holds it, is never
+/// deleted.
+///
+/// # Errors
+/// [`AccountsError::Home`] with why it could not be deleted.
+pub(crate) fn delete_home_folder(home_path: &Path, data_dir: &Path) -> Result<(), AccountsError> {
+    let fail = |source| AccountsError::Home {
+        path: home_path.to_path_buf(),
+        source,
+    };
+    // Compare real paths, so that `home = "x/.."` cannot name the data folder.
+    let home = match fs::canonicalize(home_path) {
+        Ok(h) => h,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(fail(source)),
+    };
+    let data = fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    if data.starts_with(&home) {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "refusing to delete a folder that holds the data folder",
+        )));
+    }
+    // remove_dir_all removes a symlink itself, never what it points to.
+    match fs::remove_dir_all(home_path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(fail(source)),
+    }
+}
+
+/// `p` made absolute against the current folder.
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
@@ -691,20 +743,10 @@ impl Accounts {
     #[must_use]
     pub fn verify(&self, name: &str, password: &str) -> Option<Account> {
         let user = self.users.iter().find(|u| u.name == name);
-        if let Some(u) = user
-            && self.verified.hit(&u.name, &u.hash, password)
-        {
-            return Some(self.account(u));
-        }
-        let hash = user.map_or(DUMMY_HASH, |u| u.hash.as_str());
-        let ok = argon2_verify(password, hash);
-        match user {
-            Some(u) if ok => {
-                self.verified.insert(&u.name, &u.hash, password);
-                Some(self.account(u))
-            }
-            _ => None,
-        }
+        let ok = self
+            .verified
+            .check(name, user.map(|u| u.hash.as_str()), password);
+        user.filter(|_| ok).map(|u| self.account(u))
     }
 
     /// Picks up changes another process made, before changing anything.
@@ -822,38 +864,7 @@ impl Accounts {
         }
         let account = self.account(&user);
         if delete_home {
-            // Compare real paths, so that `home = "x/.."` cannot name the data folder.
-            let home = match fs::canonicalize(&account.home) {
-                Ok(h) => h,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(account),
-                Err(source) => {
-                    return Err(AccountsError::Home {
-                        path: account.home,
-                        source,
-                    });
-                }
-            };
-            let data = fs::canonicalize(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
-            if data.starts_with(&home) {
-                return Err(AccountsError::Home {
-                    path: account.home,
-                    source: io::Error::new(
-                        io::ErrorKind::PermissionDenied,
-                        "refusing to delete a folder that holds the data folder",
-                    ),
-                });
-            }
-            // remove_dir_all removes a symlink itself, never what it points to.
-            match fs::remove_dir_all(&account.home) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(AccountsError::Home {
-                        path: account.home,
-                        source,
-                    });
-                }
-            }
+            delete_home_folder(&account.home, &self.data_dir)?;
         }
         Ok(account)
     }

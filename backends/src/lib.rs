@@ -100,6 +100,8 @@ pub mod net;
 #[cfg(feature = "object")]
 pub mod object;
 pub mod ops;
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 pub use accounts::{Account, Accounts, AccountsError};
 pub use audit::{AuditLog, Audited};

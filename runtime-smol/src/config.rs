@@ -23,6 +23,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, FromArgMatches};
 pub use ferry_backends::net::Cidr;
+use ferry_backends::pg::PgUrl;
 use ferry_core::limits::{
     DEFAULT_GREETING, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_FAILURE_DELAY, DEFAULT_MAX_LOGIN_FAILURES,
 };
@@ -499,6 +500,12 @@ pub struct Settings {
     /// Text of the 220 greeting.
     #[arg(long, env = "FERRY_GREETING", value_name = "TEXT")]
     pub greeting: String,
+    /// Where the accounts are: a `postgres://` URL (the password, if any, only in the
+    /// settings file or FERRY_ACCOUNTS); the users file unless given. Its flag is in
+    /// `main.rs`, because every command takes it.
+    #[arg(skip)]
+    #[serde(deserialize_with = "de::accounts")]
+    pub accounts: Option<PgUrl>,
     /// The users file [default: <data-dir>/users.toml].
     #[arg(long, env = "FERRY_USERS_FILE", value_name = "FILE")]
     pub users_file: Option<PathBuf>,
@@ -579,6 +586,7 @@ impl Settings {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             greeting: DEFAULT_GREETING.into(),
+            accounts: None,
             users_file: None,
             audit_log: None,
             // 0: see `worker_threads`.
@@ -915,6 +923,14 @@ mod de {
             .iter()
             .map(|a| super::parse_listen(a).map_err(|e| D::Error::custom(format!("{a:?}: {e}"))))
             .collect()
+    }
+
+    /// The accounts database.
+    pub(super) fn accounts<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<super::PgUrl>, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(Some).map_err(D::Error::custom)
     }
 
     /// The metrics address.

@@ -10,14 +10,15 @@ use std::sync::Arc;
 use async_signal::{Signal, Signals};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
-use ferry_backends::accounts::{Accounts, AccountsError, random_password};
+use ferry_backends::accounts::{AccountsError, random_password};
 use ferry_backends::audit::AuditLog;
 use ferry_backends::disk::DiskStorage;
 use ferry_backends::object::{ObjectStorage, S3Config, SmolHttp};
+use ferry_backends::pg::PgUrl;
 use ferry_smol::config::{ConfigError, Flags, Settings};
 use ferry_smol::tls::{self, Tls, TlsError};
 use ferry_smol::users::{
-    DiskUsers, ObjectUsers, Users, UsersError, open_accounts, open_object_home,
+    AccountStore, DiskUsers, ObjectUsers, Users, UsersError, open_object_home,
 };
 use ferry_smol::{Server, Shutdown, logging};
 use smol::stream::StreamExt as _;
@@ -47,6 +48,10 @@ struct Global {
     /// A TOML file of settings (the keys are the long options with `_` for `-`).
     #[arg(long, global = true, env = "FERRY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Accounts in PostgreSQL: postgres://USER@HOST:PORT/DB (a password goes in the settings
+    /// file or FERRY_ACCOUNTS, not here); the users file unless given.
+    #[arg(long, global = true, env = "FERRY_ACCOUNTS", value_name = "URL")]
+    accounts: Option<PgUrl>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +248,9 @@ fn base_settings(global: &Global) -> Result<Settings, ConfigError> {
     if let Some(dir) = &global.data_dir {
         s.data_dir.clone_from(dir);
     }
+    if let Some(url) = &global.accounts {
+        s.accounts = Some(url.clone());
+    }
     Ok(s)
 }
 
@@ -263,9 +271,23 @@ fn run(cli: Cli) -> Result<(), Error> {
 fn serve(settings: Settings) -> Result<(), Error> {
     settings.validate()?;
     logging::init(settings.log_format, settings.log_level, &settings.instance);
-    let mut accounts = open_accounts(&settings.data_dir, &settings.users_file())?;
-    if accounts.is_empty() {
-        create_first_account(&mut accounts, &settings.data_dir)?;
+    let accounts = AccountStore::open(
+        &settings.data_dir,
+        &settings.users_file(),
+        settings.accounts.as_ref(),
+    )?;
+    match &accounts {
+        AccountStore::File(_) if accounts.list()?.is_empty() => {
+            create_first_account(&accounts, &settings.data_dir)?;
+        }
+        AccountStore::Postgres(_) => {
+            // Several instances share the database: none makes a first account itself.
+            if accounts.list()?.is_empty() {
+                tracing::warn!(accounts = %accounts.describe(), "no accounts in the database yet: add one with ferry user add");
+            }
+            tracing::info!(accounts = %accounts.describe(), "accounts in PostgreSQL");
+        }
+        AccountStore::File(_) => {}
     }
     let audit_path = settings.audit_log();
     let audit = AuditLog::open(&audit_path)
@@ -345,7 +367,7 @@ fn check_bucket(bucket: &S3Config, settings: &Settings) -> Result<(), Error> {
 }
 
 /// On a first start: the account `user` with a random password, shown once.
-fn create_first_account(accounts: &mut Accounts, data_dir: &Path) -> Result<(), Error> {
+fn create_first_account(accounts: &AccountStore, data_dir: &Path) -> Result<(), Error> {
     let password = random_password()?;
     accounts.add(FIRST_USER, &password, false)?;
     println!("Created the account \"{FIRST_USER}\" with the password: {password}");
@@ -357,8 +379,14 @@ fn create_first_account(accounts: &mut Accounts, data_dir: &Path) -> Result<(), 
 }
 
 /// Removes, in the background, the leftovers of uploads cut off by a crash.
-fn remove_interrupted_uploads(accounts: &Accounts) {
-    let homes: Vec<PathBuf> = accounts.list().into_iter().map(|a| a.home).collect();
+fn remove_interrupted_uploads(accounts: &AccountStore) {
+    let homes: Vec<PathBuf> = match accounts.list() {
+        Ok(list) => list.into_iter().map(|a| a.home).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the accounts to clean their homes");
+            Vec::new()
+        }
+    };
     std::thread::spawn(move || {
         for home in homes {
             if let Ok(storage) = DiskStorage::new(&home) {
@@ -480,12 +508,12 @@ fn prompt_hidden(prompt: &str) -> Result<String, PasswordError> {
 /// Reads a new password for `name`, once the account is known to exist (`exists`) or not to,
 /// as the command needs.
 fn new_password(
-    accounts: &Accounts,
+    accounts: &AccountStore,
     name: &str,
     exists: bool,
     from_stdin: bool,
 ) -> Result<String, Error> {
-    match (accounts.get(name).is_some(), exists) {
+    match (accounts.get(name)?.is_some(), exists) {
         (true, false) => Err(UsersError::Exists(name.to_owned()).into()),
         (false, true) => Err(UsersError::Unknown(name.to_owned()).into()),
         _ => Ok(read_password(name, from_stdin)?),
@@ -493,7 +521,11 @@ fn new_password(
 }
 
 fn user(settings: &Settings, cmd: UserCommand) -> Result<(), Error> {
-    let mut accounts = open_accounts(&settings.data_dir, &settings.users_file())?;
+    let accounts = AccountStore::open(
+        &settings.data_dir,
+        &settings.users_file(),
+        settings.accounts.as_ref(),
+    )?;
     match cmd {
         UserCommand::Add {
             name,
@@ -535,7 +567,7 @@ fn user(settings: &Settings, cmd: UserCommand) -> Result<(), Error> {
             }
         }
         UserCommand::List => {
-            for a in accounts.list() {
+            for a in accounts.list()? {
                 let ro = if a.read_only { "  (read-only)" } else { "" };
                 println!("{}\t{}{ro}", a.name, a.home.display());
             }

@@ -14,6 +14,7 @@ use ferry_backends::accounts::{Account, Accounts, AccountsError};
 use ferry_backends::disk::DiskStorage;
 use ferry_backends::memory::MemoryStorage;
 use ferry_backends::object::{ObjectStorage, S3Config, SmolHttp};
+use ferry_backends::pg::{PgAccounts, PgError, PgUrl};
 
 /// Why accounts cannot be opened, changed or checked.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,9 @@ pub enum UsersError {
         /// Why.
         source: ferry_backends::Error,
     },
+    /// The accounts database cannot be reached or refuses.
+    #[error(transparent)]
+    Database(#[from] PgError),
     /// A thread panicked while it held this lock (a bug); nothing can be checked.
     #[error("{0} lock poisoned")]
     Poisoned(&'static str),
@@ -158,10 +162,185 @@ impl AccountsFile {
     }
 }
 
+/// Where the accounts are: the users file (the default), or a PostgreSQL database
+/// (`--accounts postgres://...`) that several instances share. Both hold the same accounts
+/// (argon2id PHC strings, homes, read-only flags) and answer the same calls.
+#[derive(Debug)]
+pub enum AccountStore {
+    /// The users file, read again when it changes.
+    File(Box<AccountsFile>),
+    /// A database, asked at every login.
+    Postgres(Box<PgAccounts>),
+}
+
+impl From<Accounts> for AccountStore {
+    fn from(accounts: Accounts) -> Self {
+        Self::File(Box::new(AccountsFile::new(accounts)))
+    }
+}
+
+impl From<PgAccounts> for AccountStore {
+    fn from(accounts: PgAccounts) -> Self {
+        Self::Postgres(Box::new(accounts))
+    }
+}
+
+impl AccountStore {
+    /// The database of `url`, or else the users file `users_file`; homes in `data_dir`,
+    /// which is made if missing. Blocks.
+    ///
+    /// # Errors
+    /// The data folder cannot be made, the users file is not valid, or the database
+    /// cannot be reached or migrated.
+    pub fn open(
+        data_dir: &Path,
+        users_file: &Path,
+        url: Option<&PgUrl>,
+    ) -> Result<Self, UsersError> {
+        match url {
+            Some(url) => {
+                std::fs::create_dir_all(data_dir).map_err(|source| UsersError::DataDir {
+                    path: data_dir.to_path_buf(),
+                    source,
+                })?;
+                Ok(PgAccounts::connect(url, data_dir)?.into())
+            }
+            None => Ok(open_accounts(data_dir, users_file)?.into()),
+        }
+    }
+
+    fn file(&self) -> Option<&RwLock<Accounts>> {
+        match self {
+            Self::File(f) => Some(&f.accounts),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    fn write_file(&self) -> Result<Option<std::sync::RwLockWriteGuard<'_, Accounts>>, UsersError> {
+        self.file()
+            .map(|f| f.write().map_err(|_| UsersError::Poisoned("accounts")))
+            .transpose()
+    }
+
+    /// Where they are, for messages: the users file, or the database's URL without password.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(f) => f
+                .accounts
+                .read()
+                .map(|a| a.file().display().to_string())
+                .unwrap_or_default(),
+            Self::Postgres(p) => p.url().to_string(),
+        }
+    }
+
+    /// The data folder that relative homes are taken from.
+    #[must_use]
+    pub fn data_dir(&self) -> PathBuf {
+        match self {
+            Self::File(f) => f
+                .accounts
+                .read()
+                .map(|a| a.data_dir().to_path_buf())
+                .unwrap_or_default(),
+            Self::Postgres(p) => p.data_dir().to_path_buf(),
+        }
+    }
+
+    /// The account `user` if `password` is its password. Blocks; CPU-heavy.
+    ///
+    /// # Errors
+    /// The accounts cannot be checked (the database is unreachable, say).
+    pub fn verify(&self, user: &str, password: &str) -> Result<Option<Account>, UsersError> {
+        match self {
+            Self::File(f) => f.verify(user, password),
+            Self::Postgres(p) => Ok(p.verify(user, password)?),
+        }
+    }
+
+    /// Every account.
+    ///
+    /// # Errors
+    /// The accounts cannot be read.
+    pub fn list(&self) -> Result<Vec<Account>, UsersError> {
+        match self {
+            Self::File(f) => Ok(f
+                .accounts
+                .read()
+                .map_err(|_| UsersError::Poisoned("accounts"))?
+                .list()),
+            Self::Postgres(p) => Ok(p.list()?),
+        }
+    }
+
+    /// The account `name`, if there is one.
+    ///
+    /// # Errors
+    /// The accounts cannot be read.
+    pub fn get(&self, name: &str) -> Result<Option<Account>, UsersError> {
+        match self {
+            Self::File(f) => Ok(f
+                .accounts
+                .read()
+                .map_err(|_| UsersError::Poisoned("accounts"))?
+                .get(name)),
+            Self::Postgres(p) => Ok(p.get(name)?),
+        }
+    }
+
+    /// Creates the account `name` and its home folder.
+    ///
+    /// # Errors
+    /// A bad or taken name, or the store failing.
+    pub fn add(&self, name: &str, password: &str, read_only: bool) -> Result<Account, UsersError> {
+        match (self.write_file()?, self) {
+            (Some(mut a), _) => Ok(a.add(name, password, read_only)?),
+            (None, Self::Postgres(p)) => Ok(p.add(name, password, read_only)?),
+            (None, Self::File(_)) => Err(UsersError::Poisoned("accounts")),
+        }
+    }
+
+    /// Changes the password of `name`.
+    ///
+    /// # Errors
+    /// No such account, or the store failing.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), UsersError> {
+        match (self.write_file()?, self) {
+            (Some(mut a), _) => Ok(a.set_password(name, password)?),
+            (None, Self::Postgres(p)) => Ok(p.set_password(name, password)?),
+            (None, Self::File(_)) => Err(UsersError::Poisoned("accounts")),
+        }
+    }
+
+    /// Removes the account `name` (and its home folder if `delete_home`).
+    ///
+    /// # Errors
+    /// No such account, or the store failing.
+    pub fn remove(&self, name: &str, delete_home: bool) -> Result<Account, UsersError> {
+        match (self.write_file()?, self) {
+            (Some(mut a), _) => Ok(a.remove(name, delete_home)?),
+            (None, Self::Postgres(p)) => Ok(p.remove(name, delete_home)?),
+            (None, Self::File(_)) => Err(UsersError::Poisoned("accounts")),
+        }
+    }
+
+    /// Whether the accounts can be checked now (`/health`): the database answers.
+    ///
+    /// # Errors
+    /// Why not.
+    pub fn health(&self) -> Result<(), String> {
+        match self {
+            Self::File(_) => Ok(()),
+            Self::Postgres(p) => p.ping().map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// Accounts in a users file (`ferry user add`), each jailed at its home folder on disk.
 #[derive(Debug)]
 pub struct DiskUsers {
-    accounts: AccountsFile,
+    accounts: AccountStore,
     fsync: bool,
     pool: bool,
     /// One tree per home, shared by that user's sessions: one descriptor and one allocation
@@ -173,12 +352,13 @@ pub struct DiskUsers {
 }
 
 impl DiskUsers {
-    /// Serves `accounts`.
+    /// Serves `accounts` (a users file's [`Accounts`], or an [`AccountStore`]).
     #[must_use]
-    pub fn new(accounts: Accounts) -> Self {
+    pub fn new(accounts: impl Into<AccountStore>) -> Self {
+        let accounts = accounts.into();
         Self {
-            data_dir: accounts.data_dir().to_owned(),
-            accounts: AccountsFile::new(accounts),
+            data_dir: accounts.data_dir(),
+            accounts,
             fsync: false,
             pool: false,
             trees: Mutex::default(),
@@ -209,12 +389,14 @@ impl Users for DiskUsers {
         "disk"
     }
 
-    /// The data folder (where the homes are) is there and can be read.
+    /// The data folder (where the homes are) is there and can be read, and the accounts
+    /// can be checked.
     fn health(&self) -> Result<(), String> {
         let dir = self.data_dir.clone();
         std::fs::read_dir(&dir)
             .map(drop)
-            .map_err(|e| format!("{}: {e}", dir.display()))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        self.accounts.health()
     }
 
     fn check(&self, user: &str, password: &str) -> Result<Option<Login<DiskStorage>>, UsersError> {
@@ -229,6 +411,15 @@ impl Users for DiskUsers {
             // Still the same folder (not removed and made again since).
             Some(tree) if tree.is_rooted_at(&account.home) => tree.clone(),
             _ => {
+                // Instances sharing a database each have their own data folder: the home
+                // is made here at the account's first login on this machine.
+                if matches!(self.accounts, AccountStore::Postgres(_)) && !account.home.exists() {
+                    std::fs::create_dir_all(&account.home).map_err(|source| UsersError::Home {
+                        user: user.to_owned(),
+                        home: account.home.clone(),
+                        source,
+                    })?;
+                }
                 let tree = DiskStorage::new(&account.home)
                     .map_err(|source| UsersError::Home {
                         user: user.to_owned(),
@@ -258,7 +449,7 @@ pub fn object_home(user: &str) -> String {
 /// `PREFIX/home/<user>/` ([`object_home`]).
 #[derive(Debug)]
 pub struct ObjectUsers {
-    accounts: AccountsFile,
+    accounts: AccountStore,
     bucket: S3Config,
     http: SmolHttp,
     /// One tree per user, shared by that user's sessions (and their connections).
@@ -268,9 +459,9 @@ pub struct ObjectUsers {
 impl ObjectUsers {
     /// Serves `accounts` with homes in `bucket`.
     #[must_use]
-    pub fn new(accounts: Accounts, bucket: S3Config) -> Self {
+    pub fn new(accounts: impl Into<AccountStore>, bucket: S3Config) -> Self {
         Self {
-            accounts: AccountsFile::new(accounts),
+            accounts: accounts.into(),
             bucket,
             http: SmolHttp::new(),
             trees: Mutex::default(),
@@ -308,7 +499,8 @@ impl Users for ObjectUsers {
     /// The bucket answers a listing with these credentials.
     fn health(&self) -> Result<(), String> {
         let tree = ObjectStorage::s3(&self.bucket, &self.http).map_err(|e| e.to_string())?;
-        smol::block_on(tree.check()).map_err(|e| e.to_string())
+        smol::block_on(tree.check()).map_err(|e| e.to_string())?;
+        self.accounts.health()
     }
 
     fn check(

@@ -24,6 +24,7 @@ pub mod files;
 pub mod ftp_client;
 pub mod haproxy;
 pub mod http;
+pub mod postgres;
 pub mod server;
 pub mod wait;
 pub mod weed;
