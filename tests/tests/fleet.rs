@@ -1,11 +1,11 @@
 //! A fleet: two `ferry serve` processes behind HAProxy (TCP mode, PROXY v2 to the
-//! instances, health checks on `/ready`), sharing one SeaweedFS bucket and one account
-//! store, as README.md's "Running several instances" sets them up.
+//! instances, health checks on `/ready`), sharing one SeaweedFS bucket and one PostgreSQL
+//! database of accounts, as README.md's "Running several instances" sets them up.
 //!
 //! - curl, lftp and Python's ftplib through the balancer: what one session uploads is
 //!   listed and downloaded, byte for byte, by sessions on the other instance; explicit FTPS
 //!   through the balancer with data-session reuse required (the default);
-//! - an account added while both run logs in through both;
+//! - an account added to the database (`ferry user add`) while both run logs in through both;
 //! - one instance stopped with SIGTERM during a download and an upload: both finish, the
 //!   balancer marks it down and sends new sessions to the other, no multipart upload is left
 //!   behind, and each instance's audit log records what it did, under its own name.
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use ferry_tests::haproxy::{HaProxy, free_range};
 use ferry_tests::http::{get, sample};
+use ferry_tests::postgres::Postgres;
 use ferry_tests::weed::{ACCESS_KEY, SECRET_KEY, Weed};
 use ferry_tests::{
     Control, Server, ServerBuilder, curl_ok, ferry_bin, random_bytes, require_client, run_client,
@@ -36,6 +37,7 @@ const FRONT_IP: &str = "127.0.0.2";
 const CHECK_INTERVAL_MS: u64 = 250;
 
 struct Fleet {
+    pg: Postgres,
     weed: Weed,
     a: Server,
     b: Server,
@@ -44,20 +46,11 @@ struct Fleet {
     _certs: tempfile::TempDir,
 }
 
-/// An instance named `name` on `weed`'s bucket, passive ports `range`, the shared accounts.
-fn instance(
-    weed: &Weed,
-    name: &str,
-    range: (u16, u16),
-    certs: &Path,
-    shared: Option<&Path>,
-) -> Server {
-    let mut b = ServerBuilder::new();
-    b = match shared {
-        None => b.user("alice", "alice-pw"),
-        Some(users) => b.args(["--users-file", users.to_str().unwrap()]),
-    };
-    b.args(weed.serve_args("fleet"))
+/// An instance named `name` on `weed`'s bucket, passive ports `range`, the accounts of `pg`.
+fn instance(weed: &Weed, pg: &Postgres, name: &str, range: (u16, u16), certs: &Path) -> Server {
+    ServerBuilder::new()
+        .args(["--accounts", &pg.url()])
+        .args(weed.serve_args("fleet"))
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .args([
@@ -141,6 +134,7 @@ impl Fleet {
         {
             return None;
         }
+        let pg = Postgres::start()?;
         let weed = Weed::start()?;
         let certs = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(ferry_bin());
@@ -154,9 +148,9 @@ impl Fleet {
                 break r;
             }
         };
-        let a = instance(&weed, "ferry-a", ra, certs.path(), None);
-        let users_file = a.data_dir().join("users.toml");
-        let b = instance(&weed, "ferry-b", rb, certs.path(), Some(&users_file));
+        add_user(&pg, certs.path(), "alice");
+        let a = instance(&weed, &pg, "ferry-a", ra, certs.path());
+        let b = instance(&weed, &pg, "ferry-b", rb, certs.path());
         let front = {
             let l = TcpListener::bind((FRONT_IP, 0)).unwrap();
             l.local_addr().unwrap()
@@ -172,6 +166,7 @@ impl Fleet {
             );
         }
         Some(Self {
+            pg,
             weed,
             a,
             b,
@@ -258,6 +253,24 @@ impl Fleet {
             .success("ftplib")
             .stdout
     }
+}
+
+/// `ferry user add NAME` (password `NAME-pw`) against the database, from a machine whose data
+/// folder is `dir`.
+fn add_user(pg: &Postgres, dir: &Path, name: &str) {
+    let mut add = Command::new(ferry_bin());
+    add.args([
+        "user",
+        "add",
+        name,
+        "--password-stdin",
+        "--accounts",
+        &pg.url(),
+        "--data-dir",
+    ])
+    .arg(dir.join("admin"));
+    let password = format!("{name}-pw\n");
+    let _ = run_client(&mut add, Some(password.as_bytes()), 60).success("ferry user add");
 }
 
 #[test]
@@ -351,11 +364,8 @@ fn a_fleet_behind_haproxy_serves_one_user_base() {
     });
     assert!(fs::read(&tls_got).unwrap() == fs::read(&tls).unwrap());
 
-    // An account added while both run logs in through both.
-    let mut add = Command::new(ferry_bin());
-    add.args(["user", "add", "carol", "--password-stdin", "--data-dir"])
-        .arg(fleet.a.data_dir());
-    let _ = run_client(&mut add, Some(b"carol-pw\n"), 60).success("ferry user add carol");
+    // An account added to the database while both run logs in through both.
+    add_user(&fleet.pg, fleet.a.root(), "carol");
     let (_, first) =
         fleet.on(|| fleet.ftplib("carol", "f.storbinary('STOR c.txt', io.BytesIO(b'carol'))"));
     let seen = fleet.on_other(first, || fleet.ftplib("carol", "print(f.nlst())"));
