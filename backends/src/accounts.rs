@@ -9,6 +9,9 @@
 //! password = "$argon2id$v=19$m=19456,t=2,p=1$...$..."   # argon2id PHC string
 //! home = "home/alice"    # relative to the data folder, or absolute; default home/<name>
 //! read_only = false      # default false
+//!
+//! [users.policy]         # optional: quotas, rates, permissions, addresses (crate::policy)
+//! quota_size = "10 GiB"
 //! ```
 //!
 //! - Names are 1 to 32 of `A-Z a-z 0-9 . _ -`, and not `.` or `..` ([`valid_name`]), so a
@@ -33,14 +36,16 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher, phc::PasswordHash};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+
+use crate::policy::Policy;
 
 /// Memory cost of new hashes in KiB (OWASP: argon2id, 19 MiB, 2 iterations, 1 lane).
 const M_COST: u32 = 19_456;
@@ -56,7 +61,7 @@ const DUMMY_HASH: &str = concat!(
 
 /// The first lines of a users file that Ferry writes.
 const HEADER: &str = concat!(
-    "# Ferry accounts. Manage with `ferry user add|passwd|remove|list`.\n",
+    "# Ferry accounts. Manage with `ferry user add|passwd|set|show|remove|list`.\n",
     "# password: argon2id PHC string; home: relative to the data folder or absolute.\n\n",
 );
 
@@ -83,6 +88,9 @@ pub struct Account {
     pub home: PathBuf,
     /// Whether the user may only read.
     pub read_only: bool,
+    /// Quotas, rates, permissions and address lists ([`crate::policy`]); the default
+    /// limits nothing.
+    pub policy: Arc<Policy>,
 }
 
 /// What went wrong with the users file or an account.
@@ -211,6 +219,8 @@ struct UserIn {
     home: Option<Spanned<String>>,
     #[serde(default)]
     read_only: bool,
+    #[serde(default)]
+    policy: Option<Spanned<Policy>>,
 }
 
 #[derive(Serialize)]
@@ -224,6 +234,8 @@ struct UserOut<'a> {
     password: &'a str,
     home: &'a str,
     read_only: bool,
+    #[serde(skip_serializing_if = "Policy::is_default")]
+    policy: &'a Policy,
 }
 
 /// One account as stored.
@@ -235,6 +247,7 @@ struct User {
     /// As written in the file.
     home: String,
     read_only: bool,
+    policy: Arc<Policy>,
 }
 
 impl fmt::Debug for User {
@@ -244,6 +257,7 @@ impl fmt::Debug for User {
             .field("password", &"<hidden>")
             .field("home", &self.home)
             .field("read_only", &self.read_only)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -675,11 +689,25 @@ impl Accounts {
                 Some(h) => h.get_ref().clone(),
                 None => format!("home/{name}"),
             };
+            let policy = match u.policy {
+                Some(p) => {
+                    if let Err(message) = p.get_ref().validate() {
+                        return Err(self.malformed(
+                            text,
+                            p.span().start,
+                            format!("the policy of user {name}: {message}"),
+                        ));
+                    }
+                    p.into_inner()
+                }
+                None => Policy::default(),
+            };
             users.push(User {
                 name: name.clone(),
                 hash: u.password.into_inner(),
                 home,
                 read_only: u.read_only,
+                policy: Arc::new(policy),
             });
         }
         Ok(users)
@@ -707,6 +735,7 @@ impl Accounts {
                 self.data_dir.join(home)
             },
             read_only: u.read_only,
+            policy: u.policy.clone(),
         }
     }
 
@@ -802,6 +831,7 @@ impl Accounts {
             hash: hash_password(password)?,
             home: format!("home/{name}"),
             read_only,
+            policy: Arc::default(),
         };
         let account = self.account(&user);
         fs::create_dir_all(&account.home).map_err(|source| AccountsError::Home {
@@ -827,6 +857,21 @@ impl Accounts {
         let old = std::mem::replace(&mut self.users[i].hash, hash);
         if let Err(e) = self.save() {
             self.users[i].hash = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Replaces the policy of `name` and writes the users file.
+    ///
+    /// # Errors
+    /// [`AccountsError::Unknown`], or a failure to write the file.
+    pub fn set_policy(&mut self, name: &str, policy: Policy) -> Result<(), AccountsError> {
+        self.refresh()?;
+        let i = self.index(name)?;
+        let old = std::mem::replace(&mut self.users[i].policy, Arc::new(policy));
+        if let Err(e) = self.save() {
+            self.users[i].policy = old;
             return Err(e);
         }
         Ok(())
@@ -885,6 +930,7 @@ impl Accounts {
                     password: &u.hash,
                     home: &u.home,
                     read_only: u.read_only,
+                    policy: &u.policy,
                 })
                 .collect(),
         };

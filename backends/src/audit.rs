@@ -16,18 +16,21 @@
 //! - `instance`: the server instance that made the change, right after `time`, only in a
 //!   log opened [`AuditLog::with_instance`] (a fleet's instances may share one log file).
 //! - `op`: `upload` (create or replace), `append` (append or write at an offset), `delete`,
-//!   `mkdir`, `rmdir`, `rename`, `copy`, `mtime`, `chmod` ([`Op`]).
+//!   `mkdir`, `rmdir`, `rename`, `copy` (a file, or a folder with everything in it, as one
+//!   line), `mtime`, `chmod`; `download` and `list` only when refused ([`Op`]).
 //! - `path`: the file or folder; for `rename` and `copy` the source, with the target in `to`
 //!   (`null` otherwise).
 //! - `bytes`: for `upload`, `append` and `copy`, the bytes written or copied (`null` when
 //!   unknown, e.g. when the operation failed before any data moved); `null` otherwise.
 //! - `result`: `ok`; the [`StorageError`] kind in snake case (`not_found`,
 //!   `permission_denied`, `already_exists`, `not_empty`, `no_space`, `bad_name`,
-//!   `not_a_file`, `not_a_directory`, `other`); or `aborted` for an upload that was abandoned
+//!   `not_a_file`, `not_a_directory`, `unsupported`, `too_many`, `denied` (the account's
+//!   permissions), `quota_exceeded`, `hard_linked`, `other`); or `aborted` for an upload that was abandoned
 //!   (aborted or dropped) before its commit: a replacing upload then changed nothing, an
 //!   append kept the `bytes` it had written.
 //!
-//! Reads (stat, listing, download) are not audited. Failed changes are.
+//! Reads (stat, listing, download) are not audited, except those the account's per-folder
+//! permissions refuse: op `download` or `list` with result `denied`. Failed changes are.
 //!
 //! # Writing
 //!
@@ -82,6 +85,7 @@ use futures_lite::io::AsyncWriteExt;
 
 use crate::{
     Error, Metadata, Result, Storage, StorageError, UnixTime, Upload, VirtualPath, WriteMode,
+    finished,
 };
 
 /// What changed.
@@ -105,6 +109,10 @@ pub enum Op {
     Mtime,
     /// Permission bits set.
     Chmod,
+    /// A download refused by the account's permissions (downloads are recorded only then).
+    Download,
+    /// A listing refused by the account's permissions (listings are recorded only then).
+    List,
 }
 
 impl Op {
@@ -121,6 +129,8 @@ impl Op {
             Self::Copy => "copy",
             Self::Mtime => "mtime",
             Self::Chmod => "chmod",
+            Self::Download => "download",
+            Self::List => "list",
         }
     }
 }
@@ -154,6 +164,9 @@ impl Outcome {
                 StorageError::NotADirectory => "not_a_directory",
                 StorageError::Unsupported => "unsupported",
                 StorageError::TooMany => "too_many",
+                StorageError::Denied(_) => "denied",
+                StorageError::QuotaExceeded => "quota_exceeded",
+                StorageError::HardLinked => "hard_linked",
                 StorageError::Other => "other",
             },
         }
@@ -593,6 +606,21 @@ fn op_of(mode: WriteMode) -> Op {
     }
 }
 
+impl<S: Storage> Audited<S> {
+    /// Records a read that the account's permissions refused (other reads are not
+    /// recorded), and hands the result on.
+    async fn record_denial<T>(&self, op: Op, path: &VirtualPath, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && matches!(e.kind(), StorageError::Denied(_))
+        {
+            self.ctx
+                .record(op, path, None, None, Outcome::Failed(e.kind()))
+                .await?;
+        }
+        r
+    }
+}
+
 impl<S: Storage> Storage for Audited<S> {
     type Reader = S::Reader;
     type Upload = AuditedUpload<S::Upload>;
@@ -606,20 +634,19 @@ impl<S: Storage> Storage for Audited<S> {
         self.inner.metadata(path)
     }
 
-    fn list_names(&self, path: &VirtualPath) -> impl Future<Output = Result<S::Lister>> + Send {
-        self.inner.list_names(path)
+    async fn list_names(&self, path: &VirtualPath) -> Result<S::Lister> {
+        let r = self.inner.list_names(path).await;
+        self.record_denial(Op::List, path, r).await
     }
 
-    fn list(&self, path: &VirtualPath) -> impl Future<Output = Result<S::Lister>> + Send {
-        self.inner.list(path)
+    async fn list(&self, path: &VirtualPath) -> Result<S::Lister> {
+        let r = self.inner.list(path).await;
+        self.record_denial(Op::List, path, r).await
     }
 
-    fn open_read(
-        &self,
-        path: &VirtualPath,
-        offset: u64,
-    ) -> impl Future<Output = Result<(S::Reader, Metadata)>> + Send {
-        self.inner.open_read(path, offset)
+    async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<(S::Reader, Metadata)> {
+        let r = self.inner.open_read(path, offset).await;
+        self.record_denial(Op::Download, path, r).await
     }
 
     async fn open_write(
@@ -705,10 +732,6 @@ impl<U> fmt::Debug for AuditedUpload<U> {
     }
 }
 
-fn finished() -> io::Error {
-    io::Error::other("upload already finished")
-}
-
 impl<U: Upload> AsyncWrite for AuditedUpload<U> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -726,17 +749,11 @@ impl<U: Upload> AsyncWrite for AuditedUpload<U> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.inner.as_mut() {
-            Some(inner) => Pin::new(inner).poll_flush(cx),
-            None => Poll::Ready(Err(finished())),
-        }
+        crate::poll_flush_inner(self.inner.as_mut(), cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.inner.as_mut() {
-            Some(inner) => Pin::new(inner).poll_close(cx),
-            None => Poll::Ready(Ok(())),
-        }
+        crate::poll_close_inner(self.inner.as_mut(), cx)
     }
 }
 

@@ -102,6 +102,7 @@ pub mod object;
 pub mod ops;
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod policy;
 
 pub use accounts::{Account, Accounts, AccountsError};
 pub use audit::{AuditLog, Audited};
@@ -110,12 +111,15 @@ pub use memory::MemoryStorage;
 #[cfg(feature = "object")]
 pub use object::ObjectStorage;
 pub use ops::{Listing, open_listing, perform};
+pub use policy::{Policed, Policy, Usage};
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 
-pub use ferry_core::{Entry, FileKind, Metadata, StorageError, UnixTime, VirtualPath, WriteMode};
+pub use ferry_core::{
+    Entry, FileKind, Metadata, Permission, StorageError, UnixTime, VirtualPath, WriteMode,
+};
 use futures_io::{AsyncRead, AsyncWrite};
 
 /// A storage failure: the kind the core turns into a reply, and what caused it, for the log.
@@ -171,7 +175,8 @@ pub fn kind_of(e: &io::Error) -> StorageError {
         K::PermissionDenied => StorageError::PermissionDenied,
         K::AlreadyExists => StorageError::AlreadyExists,
         K::DirectoryNotEmpty => StorageError::NotEmpty,
-        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => StorageError::NoSpace,
+        K::StorageFull | K::FileTooLarge => StorageError::NoSpace,
+        K::QuotaExceeded => StorageError::QuotaExceeded,
         K::InvalidFilename | K::InvalidInput => StorageError::BadName,
         K::IsADirectory => StorageError::NotAFile,
         K::NotADirectory => StorageError::NotADirectory,
@@ -450,6 +455,33 @@ pub trait Storage: Send + Sync + 'static {
     /// so are the set-user-ID, set-group-ID and sticky bits (`0o7000`, `PermissionDenied`):
     /// a client may change permission bits only (DESIGN.md, `SITE CHMOD`).
     fn set_mode(&self, path: &VirtualPath, mode: u32) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The error of a write to an upload that was committed or aborted already.
+pub(crate) fn finished() -> io::Error {
+    io::Error::other("upload already finished")
+}
+
+/// `poll_flush` of a decorator's inner upload (`None` once it was committed or aborted).
+pub(crate) fn poll_flush_inner<W: AsyncWrite + Unpin>(
+    inner: Option<&mut W>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<io::Result<()>> {
+    match inner {
+        Some(w) => std::pin::Pin::new(w).poll_flush(cx),
+        None => std::task::Poll::Ready(Err(finished())),
+    }
+}
+
+/// `poll_close` of a decorator's inner upload (nothing to close once it is gone).
+pub(crate) fn poll_close_inner<W: AsyncWrite + Unpin>(
+    inner: Option<&mut W>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<io::Result<()>> {
+    match inner {
+        Some(w) => std::pin::Pin::new(w).poll_close(cx),
+        None => std::task::Poll::Ready(Ok(())),
+    }
 }
 
 /// Refuses a mode that [`Storage::set_mode`] does not accept: above `0o7777` (`BadName`) or

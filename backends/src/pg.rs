@@ -40,7 +40,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -52,18 +52,20 @@ use tokio_postgres::{Client, Config, NoTls};
 use crate::accounts::{
     Account, AccountsError, Verified, delete_home_folder, hash_password, valid_name,
 };
+use crate::policy::Policy;
 
 /// How long connecting, or one query, may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema version this Ferry writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// An arbitrary constant: the advisory lock under which the schema is migrated.
 const MIGRATION_LOCK: i64 = 0x4665_7272_7953_514c;
 
 /// Each migration, from the version before it to its index + 1.
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE ferry_accounts (
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE ferry_accounts (
         name text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 32),
         password text NOT NULL,
         home text NOT NULL,
@@ -71,10 +73,15 @@ const MIGRATIONS: [&str; 1] = ["CREATE TABLE ferry_accounts (
         disabled boolean NOT NULL DEFAULT false,
         created timestamptz NOT NULL DEFAULT now(),
         updated timestamptz NOT NULL DEFAULT now()
-    )"];
+    )",
+    // 2: the account's policy (crate::policy) as TOML text; empty for none.
+    "ALTER TABLE ferry_accounts ADD COLUMN policy text NOT NULL DEFAULT ''",
+];
 
-const GET: &str = "SELECT password, home, read_only, disabled FROM ferry_accounts WHERE name = $1";
-const LIST: &str = "SELECT name, home, read_only FROM ferry_accounts ORDER BY name";
+const GET: &str =
+    "SELECT password, home, read_only, disabled, policy FROM ferry_accounts WHERE name = $1";
+const LIST: &str = "SELECT name, home, read_only, policy FROM ferry_accounts ORDER BY name";
+const SET_POLICY: &str = "UPDATE ferry_accounts SET policy = $2, updated = now() WHERE name = $1";
 const ADD: &str = "INSERT INTO ferry_accounts (name, password, home, read_only) \
                    VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING";
 const SET_PASSWORD: &str =
@@ -531,9 +538,19 @@ impl PgAccounts {
         .map_or(Ok(()), |found| Err(PgError::NewerSchema { found }))
     }
 
-    fn account(&self, name: String, home: &str, read_only: bool) -> Account {
+    fn account(
+        &self,
+        name: String,
+        home: &str,
+        read_only: bool,
+        policy: &str,
+    ) -> Result<Account, PgError> {
         let home = Path::new(home);
-        Account {
+        let policy = Policy::from_toml(policy).map_err(|message| PgError::Query {
+            what: "read an account's policy",
+            message: format!("account {name}: {message}"),
+        })?;
+        Ok(Account {
             name,
             home: if home.is_absolute() {
                 home.to_path_buf()
@@ -541,7 +558,21 @@ impl PgAccounts {
                 self.data_dir.join(home)
             },
             read_only,
-        }
+            policy: Arc::new(policy),
+        })
+    }
+
+    /// Replaces the policy of `name`.
+    ///
+    /// # Errors
+    /// No such account, or the database failing.
+    pub fn set_policy(&self, name: &str, policy: &Policy) -> Result<(), PgError> {
+        let text = policy.to_toml();
+        let changed = self.with("change an account", |c| {
+            let (name, text) = (name.to_owned(), text.clone());
+            Box::pin(async move { c.execute(SET_POLICY, &[&name, &text]).await })
+        })?;
+        self.changed(name, changed)
     }
 
     /// The account `name` if `password` is its password and it is not disabled. Takes as
@@ -559,18 +590,21 @@ impl PgAccounts {
             None
         };
         let found = row.map(|r| {
-            let (hash, home, read_only, disabled): (String, String, bool, bool) =
-                (r.get(0), r.get(1), r.get(2), r.get(3));
-            (hash, home, read_only, disabled)
+            let (hash, home, read_only, disabled, policy): (String, String, bool, bool, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            (hash, home, read_only, disabled, policy)
         });
         let stored = found
             .as_ref()
             .filter(|f| !f.3)
             .map(|(hash, ..)| hash.as_str());
         let ok = self.verified.check(name, stored, password);
-        Ok(found
+        found
             .filter(|_| ok)
-            .map(|(_, home, read_only, _)| self.account(name.to_owned(), &home, read_only)))
+            .map(|(_, home, read_only, _, policy)| {
+                self.account(name.to_owned(), &home, read_only, &policy)
+            })
+            .transpose()
     }
 
     /// Every account, by name.
@@ -581,10 +615,9 @@ impl PgAccounts {
         let rows = self.with("list the accounts", |c| {
             Box::pin(async move { c.query(LIST, &[]).await })
         })?;
-        Ok(rows
-            .iter()
-            .map(|r| self.account(r.get(0), r.get::<_, &str>(1), r.get(2)))
-            .collect())
+        rows.iter()
+            .map(|r| self.account(r.get(0), r.get::<_, &str>(1), r.get(2), r.get::<_, &str>(3)))
+            .collect()
     }
 
     /// The account `name`, if there is one.
@@ -599,7 +632,15 @@ impl PgAccounts {
             let name = name.to_owned();
             Box::pin(async move { c.query_opt(GET, &[&name]).await })
         })?;
-        Ok(row.map(|r| self.account(name.to_owned(), r.get::<_, &str>(1), r.get(2))))
+        row.map(|r| {
+            self.account(
+                name.to_owned(),
+                r.get::<_, &str>(1),
+                r.get(2),
+                r.get::<_, &str>(4),
+            )
+        })
+        .transpose()
     }
 
     /// Creates the account `name` with its home `home/<name>` in the data folder (made
@@ -616,7 +657,7 @@ impl PgAccounts {
         }
         let hash = hash_password(password)?;
         let home = format!("home/{name}");
-        let account = self.account(name.to_owned(), &home, read_only);
+        let account = self.account(name.to_owned(), &home, read_only, "")?;
         std::fs::create_dir_all(&account.home).map_err(|source| AccountsError::Home {
             path: account.home.clone(),
             source,
@@ -686,7 +727,7 @@ impl PgAccounts {
             }
             .into());
         };
-        let account = self.account(name.to_owned(), row.get::<_, &str>(0), row.get(1));
+        let account = self.account(name.to_owned(), row.get::<_, &str>(0), row.get(1), "")?;
         if delete_home {
             delete_home_folder(&account.home, &self.data_dir)?;
         }

@@ -308,25 +308,29 @@ fn planted_links_behave_as_documented() {
             );
         }
         // The hard link is refused for everything that would touch its content.
-        assert_eq!(read(&s, "/hard").await, Err(E::PermissionDenied));
+        assert_eq!(read(&s, "/hard").await, Err(E::HardLinked));
         assert_eq!(
             kind(s.copy(&p("/hard"), &p("/c")).await),
-            Err(E::PermissionDenied)
+            Err(E::HardLinked)
         );
         for mode in [WriteMode::Append, WriteMode::At(0)] {
             assert_eq!(
                 kind(s.open_write(&p("/hard"), mode).await).err(),
-                Some(E::PermissionDenied)
+                Some(E::HardLinked)
             );
         }
         assert_eq!(
             kind(s.set_mode(&p("/hard"), 0o600).await),
-            Err(E::PermissionDenied)
+            Err(E::HardLinked)
         );
         assert_eq!(
             kind(s.set_modified(&p("/hard"), UnixTime(0)).await),
-            Err(E::PermissionDenied)
+            Err(E::HardLinked)
         );
+        // Unless the administrator allows hard links: then it is an ordinary file.
+        let allowing = s.clone().with_hard_links(true);
+        assert!(read(&allowing, "/hard").await.is_ok());
+        let _ = allowing.with_hard_links(false);
         // Listing: inside links show their target, the others show as links.
         let listed = list(&s, "/").await.unwrap();
         let kind_of = |n: &str| listed.iter().find(|(x, _)| x == n).unwrap().1.kind;

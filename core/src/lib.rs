@@ -127,7 +127,7 @@ pub use event::{
     DataChannel, Event, Family, ListFormat, ListRequest, Password, Request, StorageOp, Transfer,
     TransferKind, UserName,
 };
-pub use listing::Facts;
+pub use listing::{Facts, glob_match};
 pub use outcome::{DataError, LoginError, LoginInfo, OpId, Outcome, StorageReply, TransferError};
 pub use parse::{ParseError, parse_command};
 pub use path::{PathError, VirtualPath};
@@ -138,7 +138,7 @@ pub use proxy::{
 pub use reply::{InsufficientSize, Message, Refusal, Reply, Status};
 pub use secret::Secret;
 pub use session::Session;
-pub use storage::{Entry, FileKind, Metadata, StorageError, WriteMode};
+pub use storage::{Entry, FileKind, Metadata, Permission, StorageError, WriteMode};
 pub use text::{CapacityError, Text};
 pub use time::{DateTime, Instant, UnixTime};
 

@@ -308,7 +308,7 @@ pub(crate) fn is_pattern(segment: &str) -> bool {
 /// in `name` times a constant for the pattern's length: the greedy matcher keeps one
 /// backtrack point, never a stack, so no pattern can make it explode.
 #[must_use]
-pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+pub fn glob_match(pattern: &str, name: &str) -> bool {
     let (p, n): (&[u8], &[u8]) = (pattern.as_bytes(), name.as_bytes());
     let (mut pi, mut ni) = (0, 0);
     let mut star: Option<(usize, usize)> = None;

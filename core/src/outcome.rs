@@ -82,6 +82,8 @@ pub enum LoginError {
     Rejected,
     /// Accounts could not be checked (the users file is unreadable, say).
     Unavailable,
+    /// The account has as many sessions as it may have at once.
+    TooManySessions,
 }
 
 /// A passive listener could not be opened (no free port in the range, say).

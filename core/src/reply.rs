@@ -332,6 +332,8 @@ impl Reply {
         Self::text(421, "Too many failed logins; closing connection.");
     pub(crate) const LOGIN_UNAVAILABLE: Self =
         Self::text(421, "Login service unavailable; try again later.");
+    pub(crate) const TOO_MANY_SESSIONS: Self =
+        Self::text(421, "Too many sessions for this account; try again later.");
     pub(crate) const NOT_LOGGED_IN: Self =
         Self::text(530, "Please log in with USER and PASS first.");
     pub(crate) const USER_WHILE_LOGGED_IN: Self =
@@ -637,6 +639,27 @@ impl ParseError {
     }
 }
 
+impl crate::storage::Permission {
+    /// The text of the 550 reply that refuses it.
+    #[must_use]
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Self::List => "Listing is not allowed here for your account.",
+            Self::Download => "Downloading is not allowed here for your account.",
+            Self::Upload => "Uploading is not allowed here for your account.",
+            Self::Overwrite => "Overwriting files is not allowed here for your account.",
+            Self::Append => "Appending is not allowed here for your account.",
+            Self::Delete => "Deleting is not allowed here for your account.",
+            Self::Rename => "Renaming is not allowed here for your account.",
+            Self::Mkdir => "Making folders is not allowed here for your account.",
+            Self::Rmdir => "Removing folders is not allowed here for your account.",
+            Self::Copy => "Copying is not allowed here for your account.",
+            Self::Chmod => "Changing permissions is not allowed here for your account.",
+            Self::Mtime => "Setting times is not allowed here for your account.",
+        }
+    }
+}
+
 impl StorageError {
     /// The reply code for this error (RFC 959 §4.2).
     ///
@@ -668,6 +691,12 @@ impl StorageError {
             Self::NotADirectory => (550, "Not a directory."),
             Self::Unsupported => (502, "Not supported by this storage."),
             Self::TooMany => (550, "Too many entries to do that at once."),
+            Self::Denied(p) => (550, p.refusal()),
+            Self::QuotaExceeded => (552, "Quota exceeded: delete something first."),
+            Self::HardLinked => (
+                550,
+                "Refused: the file has other hard links (not allowed by this server).",
+            ),
             Self::Other => (451, "Local error in processing."),
         }
     }

@@ -92,8 +92,87 @@ pub enum StorageError {
     /// The operation would touch more entries than the backend does at once (a folder
     /// rename in a bucket past its limit).
     TooMany,
+    /// The account's permissions do not allow this here (per-folder rules).
+    Denied(Permission),
+    /// The account's quota (bytes or files) would be passed.
+    QuotaExceeded,
+    /// The file has other hard links, which the server is set to refuse.
+    HardLinked,
     /// Anything else: an I/O error, a backend that is not reachable.
     Other,
+}
+
+/// What an account may do in a folder: one permission of its per-folder rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// List the folder (`LIST`, `NLST`, `MLSD`, `STAT` path).
+    List,
+    /// Download a file (`RETR`).
+    Download,
+    /// Upload a new file (`STOR`, `STOU`).
+    Upload,
+    /// Replace an existing file by an upload.
+    Overwrite,
+    /// Append to a file or resume an upload (`APPE`, `REST` + `STOR`).
+    Append,
+    /// Delete a file (`DELE`).
+    Delete,
+    /// Rename a file or folder (`RNFR`/`RNTO`), at the source and at the target.
+    Rename,
+    /// Make a folder (`MKD`).
+    Mkdir,
+    /// Remove a folder (`RMD`).
+    Rmdir,
+    /// Copy on the server (`SITE CPFR`/`CPTO`), at the target.
+    Copy,
+    /// Change permission bits (`SITE CHMOD`).
+    Chmod,
+    /// Set a modification time (`MFMT`).
+    Mtime,
+}
+
+impl Permission {
+    /// Every permission, in the order above.
+    pub const ALL: [Self; 12] = [
+        Self::List,
+        Self::Download,
+        Self::Upload,
+        Self::Overwrite,
+        Self::Append,
+        Self::Delete,
+        Self::Rename,
+        Self::Mkdir,
+        Self::Rmdir,
+        Self::Copy,
+        Self::Chmod,
+        Self::Mtime,
+    ];
+
+    /// Its name in settings and logs (`list`, `download`, `upload`, `overwrite`, `append`,
+    /// `delete`, `rename`, `mkdir`, `rmdir`, `copy`, `chmod`, `mtime`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::List => "list",
+            Self::Download => "download",
+            Self::Upload => "upload",
+            Self::Overwrite => "overwrite",
+            Self::Append => "append",
+            Self::Delete => "delete",
+            Self::Rename => "rename",
+            Self::Mkdir => "mkdir",
+            Self::Rmdir => "rmdir",
+            Self::Copy => "copy",
+            Self::Chmod => "chmod",
+            Self::Mtime => "mtime",
+        }
+    }
+
+    /// The permission named `name` (as [`Permission::as_str`] gives it).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
 }
 
 // The reply code and text of each kind are in `reply.rs`, with every other reply.

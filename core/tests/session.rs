@@ -338,6 +338,13 @@ fn login_service_unavailable_closes() {
 }
 
 #[test]
+fn too_many_sessions_of_an_account_closes() {
+    let mut h = greeted(Config::default());
+    log_in(&mut h, "bench", Err(LoginError::TooManySessions));
+    h.expect_last(421);
+}
+
+#[test]
 fn stale_outcomes_are_ignored() {
     let mut h = greeted(Config::default());
     let id = pending_login(&mut h, "bench", "secret");
@@ -746,7 +753,9 @@ fn site_copy_chmod_help() {
     h.cmd("SITE CPTO b", 503);
     h.ask("SITE CPFR a", md("/a"), found(file(1)), 350);
     h.ask("SITE CPTO b", copy("/a", "/b"), DONE, 250);
-    h.ask("SITE CPFR d", md("/d"), found(dir()), 550);
+    // A folder is copied with everything in it (by the storage).
+    h.ask("SITE CPFR d", md("/d"), found(dir()), 350);
+    h.ask("SITE CPTO e", copy("/d", "/e"), DONE, 250);
     h.cmd("SITE CHMOD 755 /", 550);
     let chmod = StorageOp::SetMode {
         path: p("/sub"),

@@ -59,6 +59,11 @@ impl Bulk {
     ) -> T {
         self.ex.spawn(f).await
     }
+
+    /// Runs `f` on a bulk thread in the background (a scan of a home, say).
+    pub(crate) fn detach(&self, f: impl Future<Output = ()> + Send + 'static) {
+        self.ex.spawn(f).detach();
+    }
 }
 
 /// Gives the calling thread [`BULK_NICE`] (on Linux the nice value is per thread).

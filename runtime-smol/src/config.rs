@@ -24,6 +24,7 @@ use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, FromArgMatches};
 pub use ferry_backends::net::Cidr;
 use ferry_backends::pg::PgUrl;
+use ferry_backends::policy::Rate;
 use ferry_core::limits::{
     DEFAULT_GREETING, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_FAILURE_DELAY, DEFAULT_MAX_LOGIN_FAILURES,
 };
@@ -475,6 +476,17 @@ pub struct Settings {
     /// fsync each upload before putting it in place.
     #[arg(long, env = "FERRY_FSYNC", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub fsync: bool,
+    /// Upload rate of the whole server (all uploads together), e.g. 100MiB/s; none unless
+    /// given. Accounts may have their own (`rate_up` in their policy).
+    #[arg(long, env = "FERRY_RATE_UP", value_name = "RATE")]
+    pub rate_up: Option<Rate>,
+    /// Download rate of the whole server, e.g. 100MiB/s; none unless given.
+    #[arg(long, env = "FERRY_RATE_DOWN", value_name = "RATE")]
+    pub rate_down: Option<Rate>,
+    /// Serve files that have other hard links (refused by default: such a link may have
+    /// been planted to reach a file outside the home; see SECURITY.md).
+    #[arg(long, env = "FERRY_ALLOW_HARD_LINKS", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub allow_hard_links: bool,
     /// Run every disk metadata call (stat, open, rename, ...) on the blocking thread pool,
     /// not only listings and copies: for homes on NFS or FUSE, where one can take
     /// milliseconds.
@@ -579,6 +591,9 @@ impl Settings {
             ban_time: DEFAULT_BAN_TIME,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             fsync: false,
+            rate_up: None,
+            rate_down: None,
+            allow_hard_links: false,
             disk_pool: false,
             storage: None,
             s3_endpoint: None,

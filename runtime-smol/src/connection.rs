@@ -21,6 +21,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant as StdInstant};
 
 use ferry_backends::audit::Audited;
+use ferry_backends::policy::Policed;
 use ferry_backends::{Listing, Storage};
 use ferry_core::{
     DataChannel, Event, Instant, LoginError, LoginInfo, OpId, Outcome, Request, Session,
@@ -34,6 +35,7 @@ use crate::clock::timeout;
 use crate::context::Ctx;
 use crate::data::{self, DataLink, DataPlan};
 use crate::metrics;
+use crate::policy::{Limits as RateLimits, SCAN_WAIT, SessionSlot};
 use crate::tls::{DataTls, Stream as TlsStream};
 use crate::transfer::{self, LIST_PIECE, Prepared, PumpOptions};
 use crate::users::Users;
@@ -48,8 +50,8 @@ const TLS_CLOSE: Duration = Duration::from_secs(2);
 /// (discard and audit an unfinished upload, or finish a commit already under way).
 const CUT_OFF_CLEANUP: Duration = Duration::from_secs(10);
 
-/// The storage of a logged-in session.
-type SessionStorage<U> = Audited<<U as Users>::Storage>;
+/// The storage of a logged-in session: the user's tree under their policy, audited.
+type SessionStorage<U> = Audited<Policed<<U as Users>::Storage>>;
 
 /// Its folder listings.
 type SessionLister<U> = <SessionStorage<U> as Storage>::Lister;
@@ -186,6 +188,8 @@ struct Conn<U: Users> {
     input: Vec<u8>,
     out: Vec<u8>,
     storage: Option<SessionStorage<U>>,
+    /// The logged-in account's place among its sessions (its count, quota, rates).
+    slot: Option<SessionSlot>,
     passive: Option<Async<std::net::TcpListener>>,
     /// Boxed: most sessions have none running.
     transfer: Option<Box<Running<SessionLister<U>>>>,
@@ -224,6 +228,7 @@ pub(crate) fn serve<U: Users, G: Send + 'static>(
         input: Vec::new(),
         out: Vec::new(),
         storage: None,
+        slot: None,
         passive: None,
         transfer: None,
         data_tls: None,
@@ -467,8 +472,23 @@ impl<U: Users> Conn<U> {
         }
     }
 
+    /// Counts a failed login (towards the address's ban).
+    fn login_failed(&self, _user: &str) -> Result<LoginInfo, LoginError> {
+        self.ctx.metrics.login("failed");
+        if self
+            .ctx
+            .limits
+            .login_failed(self.session.peer().ip(), &self.ctx.settings)
+        {
+            self.ctx.metrics.banned();
+        }
+        Err(LoginError::Rejected)
+    }
+
     async fn check_login(&mut self, user: &str, password: &str) -> Result<LoginInfo, LoginError> {
         let ctx = self.ctx.clone();
+        // A new login (after REIN) leaves the account's earlier session first.
+        self.slot = None;
         let permit = ctx.login_gate.acquire_arc().await;
         let backend = ctx.users.backend();
         let asked = StdInstant::now();
@@ -478,13 +498,32 @@ impl<U: Users> Conn<U> {
         drop(permit);
         ctx.metrics.storage("login", backend, asked.elapsed());
         match checked {
+            Ok(Some(login)) if !login.policy.allows_address(self.session.peer().ip()) => {
+                // Refused like a wrong password: nothing tells the client that the
+                // account exists.
+                tracing::warn!(peer = %self.session.peer(), user, "login refused: the account does not allow this address");
+                self.login_failed(user)
+            }
             Ok(Some(login)) => {
+                let state = ctx.user_states.get(user, &login.policy);
+                let Some(slot) = ctx.user_states.open_session(&state, &login.policy) else {
+                    ctx.metrics.login("too_many_sessions");
+                    tracing::warn!(peer = %self.session.peer(), user, max = login.policy.max_sessions, "login refused: the account has as many sessions as it may");
+                    return Err(LoginError::TooManySessions);
+                };
+                let bulk = ctx.bulk.clone();
+                if let Some(ended) =
+                    state.scan_once(user, &login.policy, &login.storage, move |f| bulk.detach(f))
+                {
+                    let _ = timeout(SCAN_WAIT, ended.recv()).await;
+                }
                 self.storage = Some(Audited::new(
-                    login.storage,
+                    Policed::new(login.storage, login.policy.clone(), state.usage.clone()),
                     ctx.audit.clone(),
                     user,
                     self.session.peer(),
                 ));
+                self.slot = Some(slot);
                 ctx.limits.login_succeeded(self.session.peer().ip());
                 ctx.metrics.login("ok");
                 tracing::info!(peer = %self.session.peer(), user, read_only = login.read_only, "login");
@@ -493,15 +532,8 @@ impl<U: Users> Conn<U> {
                 })
             }
             Ok(None) => {
-                ctx.metrics.login("failed");
-                if ctx
-                    .limits
-                    .login_failed(self.session.peer().ip(), &ctx.settings)
-                {
-                    ctx.metrics.banned();
-                }
                 tracing::warn!(peer = %self.session.peer(), user, "login failed");
-                Err(LoginError::Rejected)
+                self.login_failed(user)
             }
             Err(e) => {
                 ctx.metrics.login("unavailable");
@@ -630,10 +662,20 @@ impl<U: Users> Conn<U> {
             .then(|| self.control.socket().and_then(|s| s.try_clone().ok()))
             .flatten()
             .map(std::os::fd::OwnedFd::from);
+        let rates = match (&t.kind, &self.slot) {
+            (TransferKind::Retrieve { .. }, Some(slot)) => {
+                RateLimits::new([slot.state().down.clone(), self.ctx.rate_down.clone()])
+            }
+            (TransferKind::Store { .. }, Some(slot)) => {
+                RateLimits::new([slot.state().up.clone(), self.ctx.rate_up.clone()])
+            }
+            _ => RateLimits::default(),
+        };
         let opts = PumpOptions {
             stall_timeout: self.ctx.settings.stall_timeout,
             ascii: t.ascii,
             control,
+            rates,
         };
         Ok(Ready::Data {
             link,

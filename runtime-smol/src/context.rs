@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::policy::{Bucket, UserStates};
 use crate::proxy::ProxyPolicy;
 use crate::tls::Tls;
 use crate::users::Users;
@@ -38,4 +39,10 @@ pub(crate) struct Ctx<U: Users> {
     pub(crate) clock: Clock,
     /// Where large transfers carry on ([`crate::bulk`]).
     pub(crate) bulk: Arc<Bulk>,
+    /// What each account's sessions share (session count, quota usage, rates).
+    pub(crate) user_states: Arc<UserStates>,
+    /// The server's upload rate limit (`--rate-up`), shared by every upload.
+    pub(crate) rate_up: Arc<Bucket>,
+    /// The server's download rate limit (`--rate-down`).
+    pub(crate) rate_down: Arc<Bucket>,
 }

@@ -51,6 +51,7 @@ mod data;
 mod limits;
 pub mod logging;
 pub mod metrics;
+mod policy;
 mod probe;
 mod proxy;
 pub mod server;

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod account_cli;
+
 use async_signal::{Signal, Signals};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
@@ -97,6 +99,19 @@ enum UserCommand {
     },
     /// Lists the accounts.
     List,
+    /// Changes an account's policy: quota, rates, sessions, addresses, hidden names,
+    /// permissions per folder (README: "Per-user settings").
+    Set {
+        /// Account name.
+        name: String,
+        #[command(flatten)]
+        options: Box<account_cli::SetOptions>,
+    },
+    /// Shows an account: its home, what it uses, and its policy.
+    Show {
+        /// Account name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +145,14 @@ const OWNER_ONLY: u32 = 0o600;
 /// Why a command failed; `main` prints it after `ferry: `.
 #[derive(Debug, thiserror::Error)]
 enum Error {
+    /// A policy change that is not valid.
+    #[error("the policy of {name}: {message}")]
+    Policy {
+        /// The account.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The settings.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -314,6 +337,7 @@ fn serve(settings: Settings) -> Result<(), Error> {
             remove_interrupted_uploads(&accounts);
             let users = DiskUsers::new(accounts)
                 .with_fsync(settings.fsync)
+                .with_hard_links(settings.allow_hard_links)
                 .with_blocking_pool(settings.disk_pool);
             run.serve(settings, users, audit)
         }
@@ -565,6 +589,31 @@ fn user(settings: &Settings, cmd: UserCommand) -> Result<(), Error> {
                     account.home.display()
                 );
             }
+        }
+        UserCommand::Set { name, options } => {
+            let account = accounts
+                .get(&name)?
+                .ok_or_else(|| UsersError::Unknown(name.clone()))?;
+            let policy = options
+                .apply((*account.policy).clone())
+                .map_err(|message| Error::Policy {
+                    name: name.clone(),
+                    message,
+                })?;
+            accounts.set_policy(&name, policy)?;
+            if let Some(ro) = options.read_only {
+                accounts.set_read_only(&name, ro)?;
+            }
+            let account = accounts
+                .get(&name)?
+                .ok_or_else(|| UsersError::Unknown(name.clone()))?;
+            println!("{}", account_cli::show(settings, &account));
+        }
+        UserCommand::Show { name } => {
+            let account = accounts
+                .get(&name)?
+                .ok_or_else(|| UsersError::Unknown(name.clone()))?;
+            println!("{}", account_cli::show(settings, &account));
         }
         UserCommand::List => {
             for a in accounts.list()? {

@@ -21,6 +21,7 @@ use crate::clock::{Clock, timeout};
 use crate::config::Settings;
 use crate::context::Ctx;
 use crate::metrics::Metrics;
+use crate::policy::Bucket;
 use crate::probe;
 use crate::proxy::{Expect, ProxyPolicy};
 use crate::tls::Tls;
@@ -98,6 +99,7 @@ impl<U: Users> Server<U> {
         let proxy = Arc::new(ProxyPolicy::new(&self.settings));
         let metrics_listener = self.settings.metrics_listen.map(probe::bind).transpose()?;
         let metrics = Arc::new(Metrics::new(&self.settings.instance));
+        let (rate_up, rate_down) = (self.settings.rate_up, self.settings.rate_down);
         let ctx = Arc::new(Ctx {
             core,
             settings: self.settings,
@@ -111,6 +113,9 @@ impl<U: Users> Server<U> {
             shutdown: rx,
             clock: Clock::start(),
             bulk,
+            user_states: Arc::default(),
+            rate_up: Arc::new(Bucket::new(rate_up)),
+            rate_down: Arc::new(Bucket::new(rate_down)),
         });
         Ok(Bound {
             ctx,

@@ -23,6 +23,7 @@ use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::bulk::Bulk;
 use crate::clock::{timeout, unix_now};
 use crate::data::{self, DataLink, DataStream};
+use crate::policy::Limits as RateLimits;
 
 /// Buffer for one transfer's bytes: large enough for few system calls, small enough that
 /// thousands of transfers fit in memory.
@@ -126,6 +127,8 @@ pub(crate) struct PumpOptions {
     /// A duplicate of the control connection's socket: an upload whose client is already
     /// gone when its data connection ends is discarded, not committed.
     pub control: Option<OwnedFd>,
+    /// The rate limits the transfer is under (none: as fast as it goes).
+    pub rates: RateLimits,
 }
 
 /// How long the end of an upload that would replace an existing file waits for the control
@@ -336,7 +339,26 @@ impl<S: Storage> Moving<S> {
 
     /// Moves one step; returns the bytes it moved, 0 once the source is exhausted.
     async fn step(&mut self) -> Result<u64, TransferError> {
+        let n = self.step_within(self.opts.rates.piece()).await?;
+        if n > 0 && !self.opts.rates.is_empty() {
+            // Pay for what moved before the next piece (see `crate::policy`).
+            let wait = self.opts.rates.take(n);
+            if !wait.is_zero() {
+                async {
+                    Timer::after(wait).await;
+                    Ok(())
+                }
+                .or(aborted(&self.abort))
+                .await?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Moves one step of at most `piece` bytes (any size if `None`).
+    async fn step_within(&mut self, piece: Option<u64>) -> Result<u64, TransferError> {
         let (abort, stall) = (&self.abort, self.opts.stall_timeout);
+        let cap = |len: usize| piece.map_or(len, |p| len.min(usize::try_from(p).unwrap_or(len)));
         let n = match &mut self.work {
             Work::SendFile { reader, offset } => {
                 let (DataStream::Plain(s), Some(fd)) = (&self.stream, reader.as_raw_file()) else {
@@ -344,7 +366,7 @@ impl<S: Storage> Moving<S> {
                 };
                 let mut at = *offset + self.total;
                 let call = s.write_with(|s| {
-                    rustix::fs::sendfile(s, fd, Some(&mut at), SENDFILE_CHUNK)
+                    rustix::fs::sendfile(s, fd, Some(&mut at), cap(SENDFILE_CHUNK))
                         .map_err(io::Error::from)
                 });
                 step(abort, stall, call, net_error).await? as u64
@@ -355,7 +377,8 @@ impl<S: Storage> Moving<S> {
                 wire,
                 conv,
             } => {
-                let n = step(abort, stall, reader.read(buf), storage_error).await?;
+                let len = cap(buf.len());
+                let n = step(abort, stall, reader.read(&mut buf[..len]), storage_error).await?;
                 let out = if n > 0 && self.opts.ascii {
                     let (used, w) = conv.convert(&buf[..n], wire);
                     debug_assert_eq!(used, n, "the wire buffer holds twice the input");
@@ -372,7 +395,8 @@ impl<S: Storage> Moving<S> {
                 file,
                 conv,
             } => {
-                let n = step(abort, stall, self.stream.read(buf), net_error).await?;
+                let len = cap(buf.len());
+                let n = step(abort, stall, self.stream.read(&mut buf[..len]), net_error).await?;
                 let data = if self.opts.ascii {
                     let (used, w) = conv.convert(&buf[..n], file);
                     debug_assert_eq!(used, n, "CR LF only shrinks");

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use ferry_backends::Storage;
 use ferry_backends::accounts::{Account, Accounts, AccountsError};
@@ -15,6 +15,7 @@ use ferry_backends::disk::DiskStorage;
 use ferry_backends::memory::MemoryStorage;
 use ferry_backends::object::{ObjectStorage, S3Config, SmolHttp};
 use ferry_backends::pg::{PgAccounts, PgError, PgUrl};
+use ferry_backends::policy::Policy;
 
 /// Why accounts cannot be opened, changed or checked.
 #[derive(Debug, thiserror::Error)]
@@ -76,19 +77,21 @@ pub fn open_accounts(data_dir: &Path, users_file: &Path) -> Result<Accounts, Use
     Ok(Accounts::load_or_empty(users_file, data_dir)?)
 }
 
-/// A successful login: the user's tree, and whether they may change it.
+/// A successful login: the user's tree, whether they may change it, and their policy.
 #[derive(Debug)]
 pub struct Login<S> {
     /// The user's tree (their home, as `/`).
     pub storage: S,
     /// The account may read but not change anything.
     pub read_only: bool,
+    /// Quotas, rates, permissions and address lists; the default limits nothing.
+    pub policy: Arc<Policy>,
 }
 
 /// An account store. Implement it to plug in other accounts or trees.
 pub trait Users: Send + Sync + 'static {
-    /// The tree a user gets.
-    type Storage: Storage;
+    /// The tree a user gets (cloned to count a quota's usage in the background).
+    type Storage: Storage + Clone;
 
     /// Why the accounts cannot be checked.
     type Error: std::error::Error + Send + 'static;
@@ -313,6 +316,30 @@ impl AccountStore {
         }
     }
 
+    /// Replaces the policy of `name` (quotas, rates, permissions, addresses).
+    ///
+    /// # Errors
+    /// No such account, or the store failing.
+    pub fn set_policy(&self, name: &str, policy: Policy) -> Result<(), UsersError> {
+        match (self.write_file()?, self) {
+            (Some(mut a), _) => Ok(a.set_policy(name, policy)?),
+            (None, Self::Postgres(p)) => Ok(p.set_policy(name, &policy)?),
+            (None, Self::File(_)) => Err(UsersError::Poisoned("accounts")),
+        }
+    }
+
+    /// Makes `name` read-only or not.
+    ///
+    /// # Errors
+    /// No such account, or the store failing.
+    pub fn set_read_only(&self, name: &str, read_only: bool) -> Result<(), UsersError> {
+        match (self.write_file()?, self) {
+            (Some(mut a), _) => Ok(a.set_read_only(name, read_only)?),
+            (None, Self::Postgres(p)) => Ok(p.set_read_only(name, read_only)?),
+            (None, Self::File(_)) => Err(UsersError::Poisoned("accounts")),
+        }
+    }
+
     /// Removes the account `name` (and its home folder if `delete_home`).
     ///
     /// # Errors
@@ -343,6 +370,7 @@ pub struct DiskUsers {
     accounts: AccountStore,
     fsync: bool,
     pool: bool,
+    hard_links: bool,
     /// One tree per home, shared by that user's sessions: one descriptor and one allocation
     /// per user instead of per session (10,000 sessions of one user hit the descriptor
     /// limit otherwise).
@@ -361,8 +389,16 @@ impl DiskUsers {
             accounts,
             fsync: false,
             pool: false,
+            hard_links: false,
             trees: Mutex::default(),
         }
+    }
+
+    /// Files with other hard links are served ([`DiskStorage::with_hard_links`]).
+    #[must_use]
+    pub fn with_hard_links(mut self, on: bool) -> Self {
+        self.hard_links = on;
+        self
     }
 
     /// Uploads are made durable (`fsync`) before they are put in place.
@@ -427,6 +463,7 @@ impl Users for DiskUsers {
                         source,
                     })?
                     .with_fsync(self.fsync)
+                    .with_hard_links(self.hard_links)
                     .with_blocking_pool(self.pool);
                 trees.insert(account.home.clone(), tree.clone());
                 tree
@@ -435,6 +472,7 @@ impl Users for DiskUsers {
         Ok(Some(Login {
             storage,
             read_only: account.read_only,
+            policy: account.policy,
         }))
     }
 }
@@ -531,6 +569,7 @@ impl Users for ObjectUsers {
         Ok(Some(Login {
             storage,
             read_only: account.read_only,
+            policy: account.policy,
         }))
     }
 }
@@ -538,7 +577,7 @@ impl Users for ObjectUsers {
 /// Fixed users with a password each, and an in-memory tree each: for embedding and tests.
 #[derive(Debug, Default)]
 pub struct MemoryUsers {
-    users: Vec<(String, String, MemoryStorage, bool)>,
+    users: Vec<(String, String, MemoryStorage, bool, Arc<Policy>)>,
 }
 
 impl MemoryUsers {
@@ -551,14 +590,30 @@ impl MemoryUsers {
     /// Adds a user with their own tree (clones of a `MemoryStorage` share one tree).
     #[must_use]
     pub fn with_user(mut self, name: &str, password: &str, tree: MemoryStorage) -> Self {
-        self.users.push((name.into(), password.into(), tree, false));
+        self.users
+            .push((name.into(), password.into(), tree, false, Arc::default()));
+        self
+    }
+
+    /// Adds a user with their own tree and a policy.
+    #[must_use]
+    pub fn with_policy(
+        mut self,
+        name: &str,
+        password: &str,
+        tree: MemoryStorage,
+        policy: Policy,
+    ) -> Self {
+        self.users
+            .push((name.into(), password.into(), tree, false, Arc::new(policy)));
         self
     }
 
     /// Adds a user who may only read.
     #[must_use]
     pub fn with_read_only_user(mut self, name: &str, password: &str, tree: MemoryStorage) -> Self {
-        self.users.push((name.into(), password.into(), tree, true));
+        self.users
+            .push((name.into(), password.into(), tree, true, Arc::default()));
         self
     }
 }
@@ -589,10 +644,11 @@ impl Users for MemoryUsers {
         Ok(self
             .users
             .iter()
-            .find(|(n, p, _, _)| n == user && same(p, password))
-            .map(|(_, _, tree, read_only)| Login {
+            .find(|(n, p, ..)| n == user && same(p, password))
+            .map(|(_, _, tree, read_only, policy)| Login {
                 storage: tree.clone(),
                 read_only: *read_only,
+                policy: policy.clone(),
             }))
     }
 }

@@ -1,7 +1,8 @@
 //! Accounts in PostgreSQL (`--accounts postgres://...`), on a real PostgreSQL started by the
 //! test: the schema made once and reused; `ferry user add|passwd|list|remove` against the
 //! database, seen by two running instances at their next login; a disabled account and an
-//! injection-shaped name refused like a wrong password; the database stopped (new logins get
+//! injection-shaped name refused like a wrong password; a policy stored with the account
+//! (`ferry user set`); the database stopped (new logins get
 //! 421, a session already logged in keeps working) and started again (the next login works
 //! without a restart of Ferry).
 
@@ -54,11 +55,11 @@ fn two_instances_share_the_accounts_of_one_database() {
     };
     let a = instance(&pg, "a");
     let b = instance(&pg, "b");
-    // Both migrated the same database: one schema row, version 1.
+    // Both migrated the same database: one schema row, version 2 (policies).
     assert_eq!(
         pg.psql("SELECT count(*), max(version) FROM ferry_schema")
             .trim(),
-        "1|1"
+        "1|2"
     );
     // No account is made by itself in a shared database.
     assert!(
@@ -111,6 +112,49 @@ fn two_instances_share_the_accounts_of_one_database() {
     }
     assert_eq!(pg.psql("SELECT count(*) FROM ferry_accounts").trim(), "1");
 
+    // A policy set through the database holds on both instances: one session at a time,
+    // and a drop box; `ferry user show` reads it back.
+    let shown = user(
+        &pg,
+        &a,
+        &[
+            "set",
+            "alice",
+            "--max-sessions",
+            "1",
+            "--folder",
+            "/box=upload",
+        ],
+        None,
+    );
+    assert!(
+        shown.contains("max sessions:  1") && shown.contains("folder:        /box = upload"),
+        "{shown}"
+    );
+    let stored = pg.psql("SELECT policy FROM ferry_accounts WHERE name = 'alice'");
+    assert!(stored.contains("max_sessions = 1"), "{stored}");
+    {
+        let mut one = logged_in(&a, "alice", "new-pw");
+        assert_eq!(login_code(&a, "alice", "new-pw"), 421);
+        one.expect("MKD /box", 257);
+        one.expect("MKD /box/sub", 550);
+        one.expect("QUIT", 221);
+    }
+    let _ = user(
+        &pg,
+        &a,
+        &[
+            "set",
+            "alice",
+            "--max-sessions",
+            "none",
+            "--remove-folder",
+            "/box",
+        ],
+        None,
+    );
+    assert_eq!(login_code(&b, "alice", "new-pw"), 230);
+
     // A disabled account is refused at its next login.
     let _ = pg.psql("UPDATE ferry_accounts SET disabled = true WHERE name = 'alice'");
     assert_eq!(login_code(&a, "alice", "new-pw"), 530);
@@ -135,13 +179,21 @@ fn two_instances_share_the_accounts_of_one_database() {
     for s in [&a, &b] {
         assert_eq!(login_code(s, "alice", "new-pw"), 530);
     }
-    // The schema is reused at the next start, not made again.
+    // The schema is reused at the next start, not made again; a database of the first
+    // version (before policies) is brought up to date.
     drop(a);
+    drop(b);
+    let _ = pg.psql("ALTER TABLE ferry_accounts DROP COLUMN policy");
+    let _ = pg.psql("UPDATE ferry_schema SET version = 1");
     let again = instance(&pg, "c");
     assert_eq!(
         pg.psql("SELECT count(*), max(version) FROM ferry_schema")
             .trim(),
-        "1|1"
+        "1|2"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(policy) FROM ferry_accounts").trim(),
+        "0"
     );
     drop(again);
 }

@@ -243,6 +243,7 @@ impl Users for Accounts {
         Ok(Some(Login {
             storage,
             read_only: false,
+            policy: Arc::default(),
         }))
     }
 }

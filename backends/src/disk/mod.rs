@@ -31,10 +31,13 @@
 //!   metadata (a linked folder is listed as a folder); one that leads outside, dangles, or
 //!   cannot be resolved is shown with [`FileKind::Symlink`] and the link's own metadata.
 //! - **Hard links**: a regular file with more than one link (`st_nlink > 1`) is refused
-//!   (`PermissionDenied`) for reading, appending, writing at an offset, copying from, and
-//!   setting its time or mode, since it could be a link to a file outside the root planted
-//!   by someone with access to the disk. Replacing it by an upload, deleting it and renaming
-//!   it only change the folder entry, so they are allowed.
+//!   ([`StorageError::HardLinked`]) for reading, appending, writing at an offset, copying
+//!   from, and setting its time or mode, since it could be a link to a file outside the root
+//!   planted by someone with access to the disk. Replacing it by an upload, deleting it and
+//!   renaming it only change the folder entry, so they are allowed. Trees made with hard
+//!   links on purpose (rsnapshot-style backups, deduplicated archives) are served with
+//!   [`DiskStorage::with_hard_links`] (`allow_hard_links` in Ferry's settings): do that only
+//!   where nobody who can make links on that disk is less trusted than the FTP users.
 //! - Other special files (FIFOs, sockets, devices) are listed as files of size 0 and
 //!   refused for reading and writing (`NotAFile`). Opens use `O_NONBLOCK | O_NOCTTY`, so
 //!   that a FIFO cannot hang a call.
@@ -123,6 +126,8 @@ struct Inner {
     pooled: AtomicBool,
     /// Most entries a listing sorts ([`MAX_SORTED_ENTRIES`] unless set).
     max_sorted: AtomicUsize,
+    /// Whether files with other hard links are served.
+    hard_links: AtomicBool,
 }
 
 impl fmt::Debug for DiskStorage {
@@ -187,11 +192,11 @@ fn meta_of(st: &Stat) -> Metadata {
     }
 }
 
-/// Refuses anything but a regular file with one link: folders and special files
-/// (`NotAFile`), and hard-linked files (`PermissionDenied`; see the module docs).
-fn ensure_plain_file(st: &Stat) -> Result<()> {
+/// Refuses anything but a regular file: folders and special files (`NotAFile`), and,
+/// unless `hard_links`, hard-linked files (`HardLinked`; see the module docs).
+fn ensure_plain_file(st: &Stat, hard_links: bool) -> Result<()> {
     match file_type(st) {
-        FileType::RegularFile if nlink(st) > 1 => fail(StorageError::PermissionDenied),
+        FileType::RegularFile if nlink(st) > 1 && !hard_links => fail(StorageError::HardLinked),
         FileType::RegularFile => Ok(()),
         _ => fail(StorageError::NotAFile),
     }
@@ -247,8 +252,18 @@ impl DiskStorage {
                 kernel_resolve: AtomicBool::new(kernel_resolve),
                 pooled: AtomicBool::new(false),
                 max_sorted: AtomicUsize::new(MAX_SORTED_ENTRIES),
+                hard_links: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Whether files with other hard links are served (read, appended to, copied, their
+    /// time or mode set) instead of refused with [`StorageError::HardLinked`]. Off by
+    /// default (see the module docs). Shared by clones.
+    #[must_use]
+    pub fn with_hard_links(self, on: bool) -> Self {
+        self.inner.hard_links.store(on, Ordering::Relaxed);
+        self
     }
 
     /// Whether a commit (and a copy) calls `fsync` on the file and its folder before
@@ -479,7 +494,7 @@ impl Inner {
 
     fn open_read(&self, rel: &str, offset: u64) -> Result<(std::fs::File, Metadata)> {
         let (fd, st) = self.open_to_read(rel)?;
-        ensure_plain_file(&st)?;
+        ensure_plain_file(&st, self.hard_links.load(Ordering::Relaxed))?;
         sys(rfs::fcntl_setfl(&fd, OFlags::empty()))?;
         sys(rfs::seek(&fd, SeekFrom::Start(offset)))?;
         Ok((std::fs::File::from(fd), meta_of(&st)))
@@ -517,7 +532,7 @@ impl Inner {
                     r => sys(r)?,
                 };
                 let st = sys(rfs::fstat(&fd))?;
-                ensure_plain_file(&st)?;
+                ensure_plain_file(&st, self.hard_links.load(Ordering::Relaxed))?;
                 sys(rfs::fcntl_setfl(
                     &fd,
                     if mode == WriteMode::Append {
@@ -606,7 +621,7 @@ impl Inner {
 
     fn copy(&self, from: &VirtualPath, to: &VirtualPath) -> Result<u64> {
         let (src, st) = self.open_to_read(from.relative())?;
-        ensure_plain_file(&st)?;
+        ensure_plain_file(&st, self.hard_links.load(Ordering::Relaxed))?;
         sys(rfs::fcntl_setfl(&src, OFlags::empty()))?;
         if to.is_root() {
             return fail(StorageError::AlreadyExists);
@@ -641,8 +656,11 @@ impl Inner {
     fn open_for_attributes(&self, rel: &str) -> Result<(OwnedFd, Stat)> {
         let fd = sys(self.resolve(rel, OFlags::PATH, Mode::empty()))?;
         let st = sys(rfs::fstat(&fd))?;
-        if file_type(&st) == FileType::RegularFile && nlink(&st) > 1 {
-            return fail(StorageError::PermissionDenied);
+        if file_type(&st) == FileType::RegularFile
+            && nlink(&st) > 1
+            && !self.hard_links.load(Ordering::Relaxed)
+        {
+            return fail(StorageError::HardLinked);
         }
         Ok((fd, st))
     }

@@ -78,9 +78,13 @@ impl Session {
                 self.touch(now);
                 self.reply(Reply::LOGGED_IN);
             }
-            Err(LoginError::Unavailable) => {
+            Err(e @ (LoginError::Unavailable | LoginError::TooManySessions)) => {
                 self.touch(now);
-                self.reply(Reply::LOGIN_UNAVAILABLE);
+                self.reply(if e == LoginError::Unavailable {
+                    Reply::LOGIN_UNAVAILABLE
+                } else {
+                    Reply::TOO_MANY_SESSIONS
+                });
                 self.close();
             }
             Err(LoginError::Rejected) => {

@@ -170,7 +170,8 @@ impl Session {
                 None => missing(),
             },
             StorageCall::CopyFrom(path) => match meta {
-                Some(m) if m.kind == FileKind::File => {
+                // A folder is copied with everything in it.
+                Some(m) if matches!(m.kind, FileKind::File | FileKind::Dir) => {
                     self.selected = Some(Selected::CopyFrom(path));
                     Reply::READY_FOR_CPTO
                 }
