@@ -402,3 +402,42 @@ fn ferry_user_show_without_a_policy() {
     let file = std::fs::read_to_string(server.data_dir().join("users.toml")).unwrap();
     assert!(!file.contains("policy"), "{file}");
 }
+
+#[test]
+fn rates_hold_over_tls_with_curl() {
+    if !require_client("curl") {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(ferry_bin());
+    cmd.args(["cert", "self-signed", "--out"]).arg(certs.path());
+    let _ = run_client(&mut cmd, None, 60).success("ferry cert self-signed");
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let server = ServerBuilder::new()
+        .user("alice", "alice-pw")
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .start();
+    set_alice(&server, &["--rate-down", "2MiB/s"]);
+    let data = random_bytes(7, 3 << 20);
+    server.put("alice", "three.bin", &data);
+    let out = server.root().join("three.bin");
+    let started = Instant::now();
+    curl_ok(&[
+        "--ssl-reqd",
+        "-k",
+        "-o",
+        out.to_str().unwrap(),
+        &server.url("alice", "three.bin"),
+    ]);
+    let secs = started.elapsed().as_secs_f64();
+    assert!(secs >= 1.3, "3 MiB at 2 MiB/s over TLS took {secs} s");
+    assert_eq!(
+        sha256_file(&out),
+        sha256_file(&server.home("alice").join("three.bin"))
+    );
+}
