@@ -32,11 +32,13 @@
 //!
 //! Permissions belong to folders, as in SFTPGo: what may be done with an entry is what the
 //! folder that holds it allows (listing a folder: what the folder itself allows). A folder
-//! `path` is a pattern of the user's folders: a plain path (`/incoming`) stands for the folder
-//! and every folder below it; `*` and `?` match within one name, `**` any number of names
-//! (`/public/**`, `/*/private`). The rule of the first pattern that matches the folder gives
-//! its permissions; where none matches, `permissions` does. So `/incoming` itself is made,
-//! removed or renamed under the home's permissions, and what is inside it under its own.
+//! `path` is a pattern of the user's folders (`/incoming`, `/public/**`, `/*/private`: `*`
+//! and `?` match within one name, `**` any number of names); a rule holds for the folders it
+//! matches and everything below them. The first rule that holds for a folder gives its
+//! permissions; where none does, `permissions` does. So `/incoming` itself is made, removed
+//! or renamed under the home's permissions, and what is inside it under its own. Names are
+//! compared byte for byte (on a case-insensitive file system, `/Incoming` is another folder
+//! to the rules).
 //!
 //! # What each operation needs
 //!
@@ -45,9 +47,9 @@
 //! | listing a folder | `list`, in that folder itself (without it the listing is empty) |
 //! | download | `download` |
 //! | upload of a new file | `upload`; `overwrite` too if it replaces one |
-//! | append, resumed upload | `append` |
+//! | append, resumed upload | `append`; `upload` too if it makes the file; `overwrite` if it starts inside it |
 //! | delete, make folder, remove folder | `delete`, `mkdir`, `rmdir` |
-//! | rename | `rename` at the source and at the target; `overwrite` if it replaces a file |
+//! | rename | `rename` at the source and at the target; `overwrite` if it replaces a file; a folder that a rule holds for, or could reach into, is not renamed at all |
 //! | copy (`SITE CPFR/CPTO`) | `download` at the source, `copy` at the target; `overwrite` if it replaces a file |
 //! | `SITE CHMOD`, `MFMT` | `chmod`, `mtime` |
 //!
@@ -67,11 +69,16 @@
 //! (a fleet's instances each count their own: the quota holds per instance). It starts from a
 //! scan of the home ([`scan_usage`], run by the runtime in the background at the account's
 //! first login; until it ends, only the changes made since count) and is kept current by every
-//! change through [`Policed`]: an upload reserves its bytes as they arrive and fails with
+//! change through [`Policed`] (the changes that replace or remove a file take the account's
+//! lock in [`Usage`] while they measure, act and count, so that two sessions never credit
+//! the same old file twice): an upload reserves its bytes as they arrive and fails with
 //! [`StorageError::QuotaExceeded`] at the write that would pass the quota (the upload is then
 //! discarded and any old file kept); a replaced file's bytes are credited from the start;
 //! deletes, and files replaced by a rename, give their space back; copies are checked before
-//! they start. Folders do not count as files.
+//! they start; a write at an offset past the end counts the file's new length at once.
+//! Folders do not count as files. Symlinks that stay inside the home are followed by the
+//! disk tree and so are counted (and ruled) where they lead and where they are: an
+//! administrator's link inside a home is trusted.
 //!
 //! # Copying folders
 //!
@@ -362,15 +369,21 @@ impl PathPattern {
     /// Parses a pattern.
     ///
     /// # Errors
-    /// Not absolute, or with an empty, `.` or `..` segment.
+    /// Not absolute, with an empty, `.` or `..` segment, or with a backslash (a separator in
+    /// FTP paths, so such a pattern could never match).
     pub fn new(text: &str) -> Result<Self, String> {
-        let trimmed = text.trim_end_matches('/');
         if !text.starts_with('/') {
             return Err(format!("folder path {text:?} must start with /"));
         }
         if text.len() > 1024 {
             return Err("folder path longer than 1024 bytes".into());
         }
+        if text.contains('\\') {
+            return Err(format!(
+                "folder path {text:?}: write / between names, not \\"
+            ));
+        }
+        let trimmed = text.trim_end_matches('/');
         if trimmed
             .split('/')
             .skip(1)
@@ -380,56 +393,57 @@ impl PathPattern {
                 "folder path {text:?} has an empty, . or .. segment"
             ));
         }
-        let plain = !trimmed.contains(['*', '?']);
-        let text = if plain {
-            // A plain folder stands for itself and everything below it.
-            if trimmed.is_empty() {
-                "/**".to_owned()
-            } else {
-                format!("{trimmed}/**")
-            }
-        } else {
-            trimmed.to_owned()
-        };
-        Ok(Self { text })
+        let text = if trimmed.is_empty() { "/" } else { trimmed };
+        Ok(Self {
+            text: text.to_owned(),
+        })
     }
 
-    /// The pattern as matched (a plain folder with `/**` after it).
+    /// The pattern as written.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
-    /// The pattern as written in settings (a plain folder without its `/**`).
+    /// The pattern as settings show it (the same as [`PathPattern::as_str`]).
     #[must_use]
     pub fn shown(&self) -> &str {
-        match self.text.strip_suffix("/**") {
-            Some(t) if !t.contains(['*', '?']) => {
-                if t.is_empty() {
-                    "/"
-                } else {
-                    t
-                }
-            }
-            _ => &self.text,
-        }
+        &self.text
     }
 
-    /// Whether `path` matches.
+    fn segments(&self) -> Vec<&str> {
+        self.text.split('/').filter(|s| !s.is_empty()).collect()
+    }
+
+    /// Whether the rule covers the folder `path`: the pattern matches it or a folder above
+    /// it (a rule holds for everything below the folders it names).
     #[must_use]
     pub fn matches(&self, path: &VirtualPath) -> bool {
-        let pat: Vec<&str> = self.text.split('/').skip(1).collect();
         let segs: Vec<&str> = path.segments().collect();
-        segments_match(&pat, &segs)
+        let (covers, _) = segments_match(&self.segments(), &segs);
+        covers
+    }
+
+    /// Whether the rule could cover `path` or a folder somewhere below it (so that moving
+    /// `path` elsewhere would take something out of the rule).
+    #[must_use]
+    pub fn may_cover_beneath(&self, path: &VirtualPath) -> bool {
+        let segs: Vec<&str> = path.segments().collect();
+        let (covers, reaches) = segments_match(&self.segments(), &segs);
+        covers || reaches
     }
 }
 
 /// Matches path segments against pattern segments (`**`: any number of segments) by dynamic
-/// programming: time is the product of the two lengths, whatever the pattern.
-fn segments_match(pat: &[&str], segs: &[&str]) -> bool {
+/// programming: time is the product of the two lengths, whatever the pattern. Returns
+/// whether the whole pattern matches the path or a prefix of it (a folder above it), and
+/// whether a part of the pattern matches the whole path (so that the rest could match
+/// something below it).
+fn segments_match(pat: &[&str], segs: &[&str]) -> (bool, bool) {
     // ok[j]: the pattern so far matches the first j segments.
     let mut ok = vec![false; segs.len() + 1];
     ok[0] = true;
+    let mut reaches = segs.is_empty();
     for p in pat {
         let mut next = vec![false; segs.len() + 1];
         if *p == "**" {
@@ -444,21 +458,14 @@ fn segments_match(pat: &[&str], segs: &[&str]) -> bool {
             }
         }
         ok = next;
+        reaches |= ok[segs.len()];
     }
-    ok[segs.len()]
+    (ok.iter().any(|&b| b), reaches)
 }
 
 impl Serialize for PathPattern {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let shown = self
-            .text
-            .strip_suffix("/**")
-            .filter(|t| !t.contains(['*', '?']));
-        match shown {
-            Some("") => s.serialize_str("/"),
-            Some(t) => s.serialize_str(t),
-            None => s.serialize_str(&self.text),
-        }
+        s.serialize_str(&self.text)
     }
 }
 
@@ -480,9 +487,9 @@ impl NamePattern {
     /// # Errors
     /// Empty, longer than 255 bytes, or with a `/`.
     pub fn new(text: &str) -> Result<Self, String> {
-        if text.is_empty() || text.len() > 255 || text.contains('/') {
+        if text.is_empty() || text.len() > 255 || text.contains(['/', '\\']) {
             return Err(format!(
-                "hidden name {text:?} must be a name pattern of 1 to 255 bytes without /"
+                "hidden name {text:?} must be a name pattern of 1 to 255 bytes without / or \\"
             ));
         }
         Ok(Self(text.to_owned()))
@@ -654,6 +661,10 @@ pub struct Usage {
     bytes: AtomicU64,
     files: AtomicU64,
     scanned: AtomicBool,
+    /// Held by every change that measures what it replaces and then counts it (a commit, a
+    /// delete, a rename, a copy), so that two sessions of the account cannot both credit the
+    /// same old file.
+    lock: async_lock::Mutex<()>,
 }
 
 impl Usage {
@@ -709,20 +720,29 @@ impl Usage {
 }
 
 /// The bytes and files under the root of `tree` (following its listings; symlinks that
-/// listings show as links are not counted).
+/// listings show as links are not counted). A folder below the root that cannot be listed
+/// (removed meanwhile, unreadable) is left out, so that one folder cannot switch the quota
+/// off.
 ///
 /// # Errors
-/// A folder cannot be listed.
+/// The root cannot be listed.
 pub async fn scan_usage<S: Storage>(tree: &S) -> Result<(u64, u64)> {
     let (mut bytes, mut files) = (0u64, 0u64);
     let mut folders = VecDeque::from([VirtualPath::root()]);
     let mut batch = EntryBatch::new();
     while let Some(dir) = folders.pop_front() {
-        let mut lister = tree.list(&dir).await?;
+        let mut lister = match tree.list(&dir).await {
+            Ok(l) => l,
+            Err(e) if dir.is_root() => return Err(e),
+            Err(_) => continue,
+        };
         loop {
             batch.clear();
-            if !lister.next_batch(&mut batch).await? {
-                break;
+            match lister.next_batch(&mut batch).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) if dir.is_root() => return Err(e),
+                Err(_) => break,
             }
             for e in batch.iter() {
                 match e.meta.kind {
@@ -772,7 +792,7 @@ fn quota_exceeded() -> Error {
     Error::new(StorageError::QuotaExceeded)
 }
 
-impl<S: Storage> Policed<S> {
+impl<S: Storage + Clone> Policed<S> {
     /// `inner` under `policy`, counting into `usage` (the account's, shared by its sessions).
     #[must_use]
     pub fn new(inner: S, policy: Arc<Policy>, usage: Arc<Usage>) -> Self {
@@ -831,10 +851,7 @@ impl<S: Storage> Policed<S> {
 
     /// The size of the file at `path`, if one is there.
     async fn file_size(&self, path: &VirtualPath) -> Option<u64> {
-        match self.inner.metadata(path).await {
-            Ok(m) if m.kind == FileKind::File => Some(m.size),
-            _ => None,
-        }
+        file_size(&self.inner, path).await
     }
 
     /// The file at `to` that a rename or copy would replace: `overwrite` is needed for it;
@@ -845,12 +862,6 @@ impl<S: Storage> Policed<S> {
             self.need(to, Permission::Overwrite)?;
         }
         Ok(old)
-    }
-
-    /// Gives back a file's bytes (deleted, or replaced).
-    fn release_file(&self, size: u64) {
-        Usage::sub(&self.usage.bytes, size);
-        Usage::sub(&self.usage.files, 1);
     }
 
     /// Reserves `bytes` and `files` within the quota.
@@ -866,13 +877,40 @@ impl<S: Storage> Policed<S> {
         Ok(())
     }
 
+    fn release(&self, bytes: u64, files: u64) {
+        Usage::sub(&self.usage.bytes, bytes);
+        Usage::sub(&self.usage.files, files);
+    }
+
+    /// Refuses to rename the folder `from` if a folder rule covers it or anything below it,
+    /// or would cover what lands at `to`: a rename must not carry files out of (or into)
+    /// the reach of a rule.
+    async fn check_folder_rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<()> {
+        if self.policy.folders.is_empty() {
+            return Ok(());
+        }
+        let is_dir = matches!(self.inner.metadata(from).await, Ok(m) if m.kind == FileKind::Dir);
+        let ruled = |p: &VirtualPath| {
+            self.policy
+                .folders
+                .iter()
+                .any(|r| r.path.may_cover_beneath(p))
+        };
+        if is_dir && (ruled(from) || ruled(to)) {
+            return denied(Permission::Rename);
+        }
+        Ok(())
+    }
+
     async fn copy_file(&self, from: &VirtualPath, to: &VirtualPath) -> Result<u64> {
         self.need(from, Permission::Download)?;
         self.need(to, Permission::Copy)?;
-        let old = self.replaced(to).await?;
         if !self.counts() {
+            self.replaced(to).await?;
             return self.inner.copy(from, to).await;
         }
+        let _counting = self.usage.lock.lock().await;
+        let old = self.replaced(to).await?;
         let size = self.file_size(from).await.unwrap_or(0);
         let (bytes, files) = (
             size.saturating_sub(old.unwrap_or(0)),
@@ -881,16 +919,22 @@ impl<S: Storage> Policed<S> {
         self.reserve(bytes, files)?;
         match self.inner.copy(from, to).await {
             Ok(n) => {
+                // What was copied is what counts (the source may have changed meanwhile).
+                let now = n.saturating_sub(old.unwrap_or(0));
+                if now > bytes {
+                    self.usage.bytes.fetch_add(now - bytes, Ordering::Relaxed);
+                } else {
+                    Usage::sub(&self.usage.bytes, bytes - now);
+                }
                 if let Some(old) = old
-                    && old > size
+                    && old > n
                 {
-                    Usage::sub(&self.usage.bytes, old - size);
+                    Usage::sub(&self.usage.bytes, old - n);
                 }
                 Ok(n)
             }
             Err(e) => {
-                Usage::sub(&self.usage.bytes, bytes);
-                Usage::sub(&self.usage.files, files);
+                self.release(bytes, files);
                 Err(e)
             }
         }
@@ -909,7 +953,7 @@ impl<S: Storage> Policed<S> {
         self.need(to, Permission::Copy)?;
         // Count first, so that a copy past the limits writes nothing.
         let mut entries: Vec<(VirtualPath, FileKind, u64)> = Vec::new();
-        let mut total = 0u64;
+        let (mut total, mut files) = (0u64, 0u64);
         let mut folders = VecDeque::from([VirtualPath::root()]);
         let mut batch = EntryBatch::new();
         while let Some(rel) = folders.pop_front() {
@@ -932,6 +976,7 @@ impl<S: Storage> Policed<S> {
                         folders.push_back(r.clone());
                     } else {
                         total = total.saturating_add(e.meta.size);
+                        files += 1;
                     }
                     entries.push((r, e.meta.kind, e.meta.size));
                     if entries.len() > COPY_MAX_ENTRIES || total > COPY_MAX_BYTES {
@@ -940,9 +985,16 @@ impl<S: Storage> Policed<S> {
                 }
             }
         }
-        if let Some(limit) = self.policy.quota_size
-            && self.usage.get().0.saturating_add(total) > limit.0
-        {
+        let (used_bytes, used_files) = self.usage.get();
+        let over_bytes = self
+            .policy
+            .quota_size
+            .is_some_and(|l| used_bytes.saturating_add(total) > l.0);
+        let over_files = self
+            .policy
+            .quota_files
+            .is_some_and(|l| used_files.saturating_add(files) > l);
+        if over_bytes || over_files {
             return Err(quota_exceeded());
         }
         self.make_dir(to).await?;
@@ -957,11 +1009,95 @@ impl<S: Storage> Policed<S> {
         }
         Ok(copied)
     }
+
+    /// The permissions an upload of `mode` needs, given the file `old` there now.
+    fn need_write(&self, path: &VirtualPath, mode: WriteMode, old: Option<u64>) -> Result<()> {
+        match mode {
+            WriteMode::Replace | WriteMode::CreateNew => {
+                self.need(path, Permission::Upload)?;
+                if old.is_some() {
+                    self.need(path, Permission::Overwrite)?;
+                }
+            }
+            WriteMode::Append | WriteMode::At(_) => {
+                self.need(path, Permission::Append)?;
+                // An append may make the file; a write at an offset inside it replaces
+                // what was there.
+                match (mode, old) {
+                    (_, None) => self.need(path, Permission::Upload)?,
+                    (WriteMode::At(n), Some(size)) if n < size => {
+                        self.need(path, Permission::Overwrite)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens an upload whose bytes count against the quota.
+    async fn open_counted(&self, path: &VirtualPath, mode: WriteMode) -> Result<PolicedUpload<S>> {
+        let _counting = self.usage.lock.lock().await;
+        let old = self.file_size(path).await;
+        self.need_write(path, mode, old)?;
+        // A new file is counted before it is opened (an append makes it at once); a write
+        // at an offset cuts or extends the file to that offset at once.
+        let new_file = u64::from(old.is_none());
+        let size = old.unwrap_or(0);
+        let grows = match mode {
+            WriteMode::At(n) => n.saturating_sub(size),
+            _ => 0,
+        };
+        self.reserve(grows, new_file)?;
+        let upload = match self.inner.open_write(path, mode).await {
+            Ok(u) => u,
+            Err(e) => {
+                self.release(grows, new_file);
+                return Err(e);
+            }
+        };
+        let in_place = matches!(mode, WriteMode::Append | WriteMode::At(_));
+        if !in_place && upload.replaces_existing() && old.is_none() {
+            // A file appeared since it was measured: replacing it needs `overwrite`.
+            if let Err(e) = self.need(path, Permission::Overwrite) {
+                upload.abort().await;
+                self.release(0, new_file);
+                return Err(e);
+            }
+        }
+        if let WriteMode::At(n) = mode
+            && n < size
+        {
+            Usage::sub(&self.usage.bytes, size - n);
+        }
+        Ok(PolicedUpload {
+            inner: Some(upload),
+            quota: Some(UploadQuota {
+                tree: self.inner.clone(),
+                path: path.clone(),
+                usage: self.usage.clone(),
+                limit: self.policy.quota_size.map(|s| s.0),
+                credit: if in_place { 0 } else { size },
+                written: 0,
+                charged: 0,
+                files: new_file,
+                in_place,
+            }),
+        })
+    }
 }
 
-impl<S: Storage> Storage for Policed<S> {
+/// The size of the file at `path` in `tree`, if one is there.
+async fn file_size<S: Storage>(tree: &S, path: &VirtualPath) -> Option<u64> {
+    match tree.metadata(path).await {
+        Ok(m) if m.kind == FileKind::File => Some(m.size),
+        _ => None,
+    }
+}
+
+impl<S: Storage + Clone> Storage for Policed<S> {
     type Reader = S::Reader;
-    type Upload = PolicedUpload<S::Upload>;
+    type Upload = PolicedUpload<S>;
     type Lister = PolicedLister<S::Lister>;
 
     fn capabilities(&self) -> Capabilities {
@@ -1008,64 +1144,21 @@ impl<S: Storage> Storage for Policed<S> {
             ));
         }
         self.makeable(path)?;
-        let appends = matches!(mode, WriteMode::Append | WriteMode::At(_));
-        self.need(
-            path,
-            if appends {
-                Permission::Append
-            } else {
-                Permission::Upload
-            },
-        )?;
-        // What the upload replaces (its bytes are credited), or keeps (an append).
-        let old = if self.counts() {
-            self.file_size(path).await
-        } else {
-            None
-        };
-        // A new file is counted before it is opened: an append makes it at once.
-        let new_file = self.counts() && old.is_none();
-        if new_file {
-            self.reserve(0, 1)?;
+        if self.counts() {
+            return self.open_counted(path, mode).await;
         }
-        let upload = match self.inner.open_write(path, mode).await {
-            Ok(u) => u,
-            Err(e) => {
-                if new_file {
-                    Usage::sub(&self.usage.files, 1);
-                }
-                return Err(e);
-            }
-        };
-        if !appends && upload.replaces_existing() && self.need(path, Permission::Overwrite).is_err()
+        let old = self.file_size(path).await;
+        self.need_write(path, mode, old)?;
+        let upload = self.inner.open_write(path, mode).await?;
+        let in_place = matches!(mode, WriteMode::Append | WriteMode::At(_));
+        if !in_place
+            && upload.replaces_existing()
+            && self.need(path, Permission::Overwrite).is_err()
         {
             upload.abort().await;
-            if new_file {
-                Usage::sub(&self.usage.files, 1);
-            }
             return denied(Permission::Overwrite);
         }
-        if !self.counts() {
-            return Ok(PolicedUpload::plain(upload));
-        }
-        let credit = match (mode, old) {
-            (WriteMode::Replace | WriteMode::CreateNew, Some(size)) => size,
-            // The file was cut to `n` bytes: what came after is replaced by what is written.
-            (WriteMode::At(n), Some(size)) => size.saturating_sub(n),
-            _ => 0,
-        };
-        Ok(PolicedUpload {
-            inner: Some(upload),
-            quota: Some(UploadQuota {
-                usage: self.usage.clone(),
-                limit: self.policy.quota_size.map(|s| s.0),
-                credit,
-                written: 0,
-                charged: 0,
-                new_file,
-                in_place: appends,
-            }),
-        })
+        Ok(PolicedUpload::plain(upload))
     }
 
     async fn make_dir(&self, path: &VirtualPath) -> Result<()> {
@@ -1090,14 +1183,14 @@ impl<S: Storage> Storage for Policed<S> {
         }
         self.visible(path)?;
         self.need(path, Permission::Delete)?;
-        let size = if self.counts() {
-            self.file_size(path).await
-        } else {
-            None
-        };
+        if !self.counts() {
+            return self.inner.remove_file(path).await;
+        }
+        let _counting = self.usage.lock.lock().await;
+        let size = self.file_size(path).await;
         self.inner.remove_file(path).await?;
         if let Some(size) = size {
-            self.release_file(size);
+            self.release(size, 1);
         }
         Ok(())
     }
@@ -1110,16 +1203,19 @@ impl<S: Storage> Storage for Policed<S> {
         self.makeable(to)?;
         self.need(from, Permission::Rename)?;
         self.need(to, Permission::Rename)?;
-        let old = if from == to {
-            None
-        } else {
-            self.replaced(to).await?
-        };
+        if from == to {
+            return self.inner.rename(from, to).await;
+        }
+        self.check_folder_rename(from, to).await?;
+        if !self.counts() {
+            self.replaced(to).await?;
+            return self.inner.rename(from, to).await;
+        }
+        let _counting = self.usage.lock.lock().await;
+        let old = self.replaced(to).await?;
         self.inner.rename(from, to).await?;
-        if let Some(size) = old
-            && self.counts()
-        {
-            self.release_file(size);
+        if let Some(size) = old {
+            self.release(size, 1);
         }
         Ok(())
     }
@@ -1153,21 +1249,25 @@ impl<S: Storage> Storage for Policed<S> {
 
 /// The quota's side of one upload.
 #[derive(Debug)]
-struct UploadQuota {
+struct UploadQuota<S> {
+    /// The tree and path, to measure at the commit what the upload really replaces.
+    tree: S,
+    path: VirtualPath,
     usage: Arc<Usage>,
     limit: Option<u64>,
-    /// Bytes of the old file that this upload's bytes replace (counted already).
+    /// Bytes of the old file that this upload's bytes replace, as measured at the opening
+    /// (what it may use before it passes the quota; settled at the commit).
     credit: u64,
     written: u64,
     /// Bytes reserved in `usage` so far.
     charged: u64,
-    /// Whether a file was reserved (a new file).
-    new_file: bool,
+    /// Files reserved (1 for a file that did not exist at the opening).
+    files: u64,
     /// An append or a write at an offset: what it wrote stays even if it is abandoned.
     in_place: bool,
 }
 
-impl UploadQuota {
+impl<S: Storage> UploadQuota<S> {
     fn charge_for(&self, written: u64) -> u64 {
         written.saturating_sub(self.credit)
     }
@@ -1192,42 +1292,66 @@ impl UploadQuota {
         }
     }
 
-    /// The upload is in place: an old file larger than the new one gives the rest back.
-    fn committed(&mut self) {
+    /// The upload replaced `old` (measured just before its commit, under the account's
+    /// lock): the count becomes exactly what it wrote less what it replaced.
+    fn committed(&mut self, old: Option<u64>) {
         self.settle();
-        if self.credit > self.written {
-            Usage::sub(&self.usage.bytes, self.credit - self.written);
+        let counted = self.charged;
+        let net = self.written.saturating_sub(old.unwrap_or(0));
+        if net > counted {
+            self.usage.bytes.fetch_add(net - counted, Ordering::Relaxed);
+        } else {
+            Usage::sub(&self.usage.bytes, counted - net);
         }
-        self.new_file = false;
+        let freed = old.unwrap_or(0).saturating_sub(self.written);
+        Usage::sub(&self.usage.bytes, freed);
+        match (old.is_some(), self.files) {
+            (true, 1) => Usage::sub(&self.usage.files, 1),
+            (false, 0) => {
+                self.usage.files.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        self.files = 0;
         self.charged = 0;
     }
 
     /// The upload is gone: everything it reserved goes back (but for an append, whose
     /// bytes stay in the file).
     fn discarded(&mut self) {
+        self.settle();
         if self.in_place {
-            self.committed();
+            self.files = 0;
+            self.charged = 0;
             return;
         }
         Usage::sub(&self.usage.bytes, self.charged);
+        Usage::sub(&self.usage.files, self.files);
         self.charged = 0;
-        if self.new_file {
-            Usage::sub(&self.usage.files, 1);
-            self.new_file = false;
-        }
+        self.files = 0;
     }
 }
 
 /// An upload through [`Policed`]: counts its bytes against the quota as they arrive.
-#[derive(Debug)]
-pub struct PolicedUpload<U> {
+pub struct PolicedUpload<S: Storage> {
     /// `None` once committed or aborted.
-    inner: Option<U>,
-    quota: Option<UploadQuota>,
+    inner: Option<S::Upload>,
+    quota: Option<UploadQuota<S>>,
 }
 
-impl<U> PolicedUpload<U> {
-    fn plain(inner: U) -> Self {
+impl<S: Storage> fmt::Debug for PolicedUpload<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicedUpload")
+            .field("counted", &self.quota.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+// Nothing in it is pinned structurally: the inner upload is `Unpin`, the tree only a handle.
+impl<S: Storage> Unpin for PolicedUpload<S> {}
+
+impl<S: Storage> PolicedUpload<S> {
+    fn plain(inner: S::Upload) -> Self {
         Self {
             inner: Some(inner),
             quota: None,
@@ -1235,7 +1359,7 @@ impl<U> PolicedUpload<U> {
     }
 }
 
-impl<U: Upload> AsyncWrite for PolicedUpload<U> {
+impl<S: Storage> AsyncWrite for PolicedUpload<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1272,17 +1396,26 @@ impl<U: Upload> AsyncWrite for PolicedUpload<U> {
     }
 }
 
-impl<U: Upload> Upload for PolicedUpload<U> {
+impl<S: Storage> Upload for PolicedUpload<S> {
     async fn commit(mut self) -> Result<u64> {
         let Some(inner) = self.inner.take() else {
             return Err(Error::with_source(StorageError::Other, finished()));
         };
+        let Some(q) = &mut self.quota else {
+            return inner.commit().await;
+        };
+        if q.in_place {
+            let r = inner.commit().await;
+            q.discarded();
+            return r;
+        }
+        let usage = q.usage.clone();
+        let _counting = usage.lock.lock().await;
+        let old = file_size(&q.tree, &q.path).await;
         let r = inner.commit().await;
-        if let Some(q) = &mut self.quota {
-            match &r {
-                Ok(_) => q.committed(),
-                Err(_) => q.discarded(),
-            }
+        match &r {
+            Ok(_) => q.committed(old),
+            Err(_) => q.discarded(),
         }
         r
     }
@@ -1301,11 +1434,11 @@ impl<U: Upload> Upload for PolicedUpload<U> {
     }
 }
 
-impl<U> Drop for PolicedUpload<U> {
+impl<S: Storage> Drop for PolicedUpload<S> {
     fn drop(&mut self) {
-        if self.inner.is_some()
-            && let Some(q) = &mut self.quota
-        {
+        if let Some(q) = &mut self.quota {
+            // Dropped before its commit, or while committing: what it reserved goes back
+            // (a commit that completed has already settled, leaving nothing).
             q.discarded();
         }
     }

@@ -111,11 +111,21 @@ fn patterns_match_folders_and_what_is_below() {
     assert!(m("/public/**", "/public"));
     assert!(m("/public/**", "/public/x"));
     assert!(m("/*/private", "/alice/private"));
-    assert!(!m("/*/private", "/alice/private/x"));
+    // A rule holds for everything below the folders it names, globs too.
+    assert!(m("/*/private", "/alice/private/x"));
+    assert!(!m("/*/private", "/alice/public/x"));
     assert!(m("/**/*.log", "/a/b/c.log"));
     assert!(m("/**/*.log", "/c.log"));
     assert!(!m("/**/*.log", "/c.txt"));
     assert!(m("/", "/anything/at/all"));
+    // Whether a rule reaches into a folder (moving that folder would take files out of it).
+    let below = |pat: &str, path: &str| PathPattern::new(pat).unwrap().may_cover_beneath(&p(path));
+    assert!(below("/a/b", "/a"));
+    assert!(below("/a/b", "/a/b/c"));
+    assert!(below("/*/private", "/x"));
+    assert!(!below("/a/b", "/c"));
+    assert!(below("/**/secret", "/anything"));
+    assert!(PathPattern::new("/a\\b").is_err());
     // Many `**` cost time proportional to the product of the lengths, never more.
     let many = "/**".repeat(100) + "/x";
     let deep = "/a".repeat(200);
@@ -177,6 +187,128 @@ fn a_drop_box_takes_uploads_but_shows_nothing() {
             kind(s.copy(&p("/incoming/new.txt"), &p("/incoming/c")).await),
             Err(E::Denied(Permission::Download))
         );
+    });
+}
+
+#[test]
+fn renames_and_resumed_uploads_do_not_get_around_a_rule() {
+    let tree = MemoryStorage::new();
+    block_on(async {
+        for d in [
+            "/public",
+            "/in",
+            "/a",
+            "/a/private",
+            "/a/private/sub",
+            "/free",
+        ] {
+            tree.make_dir(&p(d)).await.unwrap();
+        }
+        put(&tree, "/public/f", b"data").await;
+        put(&tree, "/in/f", b"precious data").await;
+        put(&tree, "/a/private/sub/f", b"x").await;
+        let (s, _) = policed(
+            tree.clone(),
+            policy(
+                "[[folders]]\npath = \"/public\"\npermissions = [\"list\", \"download\"]\n\
+                 [[folders]]\npath = \"/in\"\npermissions = [\"upload\", \"append\"]\n\
+                 [[folders]]\npath = \"/*/private\"\npermissions = [\"upload\"]\n",
+            ),
+        );
+        // A ruled folder cannot be moved out from under its rule, nor one that holds one,
+        // nor one that a glob could reach into (`/*/private` reaches into every top folder).
+        for (from, to) in [
+            ("/public", "/mine"),
+            ("/in", "/x"),
+            ("/a", "/b"),
+            ("/free", "/c"),
+        ] {
+            assert_eq!(
+                kind(s.rename(&p(from), &p(to)).await),
+                Err(E::Denied(Permission::Rename)),
+                "{from}"
+            );
+        }
+        // A glob rule holds below the folders it names.
+        assert_eq!(
+            read(&s, "/a/private/sub/f").await,
+            Err(E::Denied(Permission::Download))
+        );
+        // With upload and append only: a resumed upload inside a file is an overwrite.
+        assert_eq!(
+            write(&s, "/in/f", WriteMode::At(1), b"X").await,
+            Err(E::Denied(Permission::Overwrite))
+        );
+        assert_eq!(read(&tree, "/in/f").await.unwrap(), b"precious data");
+        write(&s, "/in/f", WriteMode::At(13), b"!").await.unwrap();
+        write(&s, "/in/f", WriteMode::Append, b"!").await.unwrap();
+        assert_eq!(read(&tree, "/in/f").await.unwrap(), b"precious data!!");
+    });
+    // Folders that no rule reaches are renamed as usual; files move out of a rule folder
+    // only where it allows renaming.
+    let tree = MemoryStorage::new();
+    block_on(async {
+        for d in ["/public", "/free", "/free/sub"] {
+            tree.make_dir(&p(d)).await.unwrap();
+        }
+        put(&tree, "/public/f", b"x").await;
+        let (s, _) = policed(
+            tree,
+            policy("[[folders]]\npath = \"/public\"\npermissions = [\"list\", \"download\"]"),
+        );
+        s.rename(&p("/free"), &p("/other")).await.unwrap();
+        assert_eq!(
+            kind(s.rename(&p("/other"), &p("/public/other")).await),
+            Err(E::Denied(Permission::Rename))
+        );
+        assert_eq!(
+            kind(s.rename(&p("/public/f"), &p("/f")).await),
+            Err(E::Denied(Permission::Rename))
+        );
+    });
+    // Append alone cannot make a file.
+    let tree = MemoryStorage::new();
+    block_on(async {
+        let (s, _) = policed(tree, policy("permissions = [\"append\"]"));
+        assert_eq!(
+            write(&s, "/new", WriteMode::Append, b"x").await,
+            Err(E::Denied(Permission::Upload))
+        );
+    });
+}
+
+#[test]
+fn the_quota_counts_writes_past_the_end_and_each_replaced_file_once() {
+    let tree = MemoryStorage::new();
+    block_on(async {
+        let (s, usage) = policed(tree.clone(), policy("quota_size = 1000000"));
+        // A write at an offset past the end makes the file that long at once.
+        assert_eq!(
+            write(&s, "/big", WriteMode::At(1 << 30), b"x").await,
+            Err(E::QuotaExceeded)
+        );
+        write(&s, "/mid", WriteMode::At(1000), b"x").await.unwrap();
+        assert_eq!(usage.get(), scan_usage(&tree).await.unwrap());
+        // Two sessions replacing the same file, and a replacement racing a delete.
+        put(&s, "/f", &[7; 1000]).await;
+        let a = s.open_write(&p("/f"), WriteMode::Replace).await.unwrap();
+        let b = s.open_write(&p("/f"), WriteMode::Replace).await.unwrap();
+        a.commit().await.unwrap();
+        b.commit().await.unwrap();
+        assert_eq!(usage.get(), scan_usage(&tree).await.unwrap());
+        put(&s, "/g", &[7; 1000]).await;
+        let a = s.open_write(&p("/g"), WriteMode::Replace).await.unwrap();
+        s.remove_file(&p("/g")).await.unwrap();
+        a.commit().await.unwrap();
+        assert_eq!(usage.get(), scan_usage(&tree).await.unwrap());
+        // Two new files of the same name count once.
+        let mut a = s.open_write(&p("/h"), WriteMode::Replace).await.unwrap();
+        let mut b = s.open_write(&p("/h"), WriteMode::Replace).await.unwrap();
+        a.write_all(&[1; 300]).await.unwrap();
+        b.write_all(&[2; 200]).await.unwrap();
+        a.commit().await.unwrap();
+        b.commit().await.unwrap();
+        assert_eq!(usage.get(), scan_usage(&tree).await.unwrap());
     });
 }
 

@@ -556,7 +556,10 @@ impl<U: Users> Conn<U> {
             .storage(metrics::op_name(op), backend, asked.elapsed());
         done.map_err(|e| {
             // A failure of the storage itself (not a missing file) is logged for every call.
-            let storage_failed = matches!(e.kind(), StorageError::Other | StorageError::PermissionDenied);
+            let storage_failed = matches!(
+                e.kind(),
+                StorageError::Other | StorageError::PermissionDenied | StorageError::HardLinked
+            );
             if op.is_mutation() || storage_failed {
                 tracing::info!(peer = %self.session.peer(), user = self.session.user().unwrap_or("-"), ?op, error = %e, "storage operation refused");
             }
