@@ -7,8 +7,9 @@
 #     connections, each transfer sized to last about SECS seconds;
 #   - the server's --rate-down cap (150 MiB/s) shared by two accounts downloading at once;
 #   - Ferry's CPU time per transfer, limited and unlimited (from /proc/PID/stat).
-# Prints one line per measurement: what, the set rate, the achieved rate (curl's average over
-# the whole transfer, connection set-up included) and the ratio.
+# Prints one line per measurement: what, the set rate, the achieved rate (the file's size over
+# curl's time from the start of the transfer to its end: login and TLS handshakes left out)
+# and the ratio.
 # Usage: bench/rate.sh   (ROUNDS=3 SECS=4 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,12 +45,14 @@ xfer() {
   local tls=$1 user=$2 dir_=$3 out
   local args=(-s -o /dev/null --user "$user:pw")
   [ "$tls" = tls ] && args+=(--ssl-reqd -k)
+  local size
+  size=$(stat -c %s "$dir/data/home/$user/file.bin")
   if [ "$dir_" = down ]; then
-    out=$(curl "${args[@]}" -w '%{speed_download}' "ftp://127.0.0.1:$port/file.bin")
+    out=$(curl "${args[@]}" -w '%{time_pretransfer} %{time_total}' "ftp://127.0.0.1:$port/file.bin")
   else
-    out=$(curl "${args[@]}" -w '%{speed_upload}' -T "$dir/data/home/$user/file.bin" "ftp://127.0.0.1:$port/up.bin")
+    out=$(curl "${args[@]}" -w '%{time_pretransfer} %{time_total}' -T "$dir/data/home/$user/file.bin" "ftp://127.0.0.1:$port/up.bin")
   fi
-  echo "${out%.*}"
+  echo "$out" | awk -v s="$size" '{ printf "%d\n", s / ($2 - $1) }'
 }
 line() { awk -v w="$1" -v set="$2" -v got="$3" 'BEGIN {
   printf "%-28s set %8.2f MiB/s  got %8.2f MiB/s  ratio %.3f\n", w, set / 1048576, got / 1048576, got / set }'; }

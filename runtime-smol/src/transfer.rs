@@ -23,7 +23,7 @@ use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::bulk::Bulk;
 use crate::clock::{timeout, unix_now};
 use crate::data::{self, DataLink, DataStream};
-use crate::policy::Limits as RateLimits;
+use crate::policy::{Limits as RateLimits, MIN_WAIT};
 
 /// Buffer for one transfer's bytes: large enough for few system calls, small enough that
 /// thousands of transfers fit in memory.
@@ -343,7 +343,7 @@ impl<S: Storage> Moving<S> {
         if n > 0 && !self.opts.rates.is_empty() {
             // Pay for what moved before the next piece (see `crate::policy`).
             let wait = self.opts.rates.take(n);
-            if !wait.is_zero() {
+            if wait >= MIN_WAIT {
                 async {
                     Timer::after(wait).await;
                     Ok(())
