@@ -8,10 +8,11 @@
 //! bytes from the bucket, which may go below zero; it then sleeps until the debt is paid at
 //! the bucket's rate. Pieces are [`Bucket::piece`] bytes (a twentieth of a second's worth,
 //! between 4 KiB and 256 KiB), and a debt under [`MIN_WAIT`] is carried to the next piece
-//! instead of slept off, so a limited transfer arms at most about a hundred timers a second
-//! (about twenty at high rates), and an unlimited one none. A bucket holds at most one piece of credit, so that a transfer
-//! that paused does not burst. The user's bucket is shared by all of the user's sessions;
-//! the server's (`--rate-up`, `--rate-down`) by everyone.
+//! instead of slept off: a limited transfer arms about twenty timers a second at low rates
+//! (one per piece) and at most a hundred at high rates (one per 10 ms), an unlimited one
+//! none. A bucket holds at most a twentieth of a second of credit, so that a transfer that
+//! paused does not burst, while a late timer costs nothing. The user's bucket is shared by
+//! all of the user's sessions; the server's (`--rate-up`, `--rate-down`) by everyone.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -75,7 +76,9 @@ impl Bucket {
             return Duration::ZERO;
         };
         #[allow(clippy::cast_precision_loss)]
-        let (rate, n, cap) = (rate as f64, n as f64, self.piece() as f64);
+        // At most a twentieth of a second of credit: enough to absorb a late timer or a
+        // slow wake-up at high rates, too little to make a burst after a pause.
+        let (rate, n, cap) = (rate as f64, n as f64, (rate / 20).max(self.piece()) as f64);
         let elapsed = now.saturating_duration_since(s.1).as_secs_f64();
         s.0 = (s.0 + elapsed * rate).min(cap) - n;
         s.1 = now;
