@@ -10,8 +10,9 @@
 //! between 4 KiB and 256 KiB), and a debt under [`MIN_WAIT`] is carried to the next piece
 //! instead of slept off: a limited transfer arms about twenty timers a second at low rates
 //! (one per piece) and at most a hundred at high rates (one per 10 ms), an unlimited one
-//! none. A bucket holds at most a twentieth of a second of credit, so that a transfer that
-//! paused does not burst, while a late timer costs nothing. The user's bucket is shared by
+//! none. A bucket holds at most a quarter of a second of credit while transfers take from it,
+//! so that a late timer or a write held up by the disk's writeback costs nothing, and none
+//! after a second without any, so that a new transfer does not start with a burst. The user's bucket is shared by
 //! all of the user's sessions; the server's (`--rate-up`, `--rate-down`) by everyone.
 
 use std::collections::HashMap;
@@ -28,6 +29,10 @@ use ferry_backends::policy::{Policy, Rate, Usage, scan_usage};
 /// with the next (a TLS upload arrives in records of 16 KiB, which at 100 MiB/s would
 /// otherwise be thousands of timers a second).
 pub(crate) const MIN_WAIT: Duration = Duration::from_millis(10);
+
+/// A bucket that nothing took from for this long keeps no credit: a new transfer starts at
+/// the rate, not with a burst.
+const IDLE: Duration = Duration::from_secs(1);
 
 /// The fewest bytes a limited transfer moves at once.
 const MIN_PIECE: u64 = 4 * 1024;
@@ -75,11 +80,18 @@ impl Bucket {
         let Ok(mut s) = self.state.lock() else {
             return Duration::ZERO;
         };
+        // At most a quarter of a second of credit: enough to absorb a late timer, or a write
+        // held up by the page cache's writeback, too little to make much of a burst after a
+        // pause.
         #[allow(clippy::cast_precision_loss)]
-        // At most a twentieth of a second of credit: enough to absorb a late timer or a
-        // slow wake-up at high rates, too little to make a burst after a pause.
-        let (rate, n, cap) = (rate as f64, n as f64, (rate / 20).max(self.piece()) as f64);
+        let (rate, n, cap) = (rate as f64, n as f64, (rate / 4).max(self.piece()) as f64);
         let elapsed = now.saturating_duration_since(s.1).as_secs_f64();
+        // After a pause (nothing taken for a second), a transfer starts with no credit.
+        let cap = if elapsed > IDLE.as_secs_f64() {
+            0.0
+        } else {
+            cap
+        };
         s.0 = (s.0 + elapsed * rate).min(cap) - n;
         s.1 = now;
         if s.0 >= 0.0 {
@@ -261,10 +273,13 @@ mod tests {
         }
         let secs = waited.as_secs_f64();
         assert!((0.9..=1.01).contains(&secs), "{secs}");
-        // After a long pause, one piece of credit at most.
-        let later = now + Duration::from_secs(10);
-        assert_eq!(b.take(b.piece(), later), Duration::ZERO);
+        // A short stall is made up for, up to a quarter of a second's worth.
+        let later = now + Duration::from_millis(900);
+        assert_eq!(b.take(250_000, later), Duration::ZERO);
         assert!(b.take(b.piece(), later) > Duration::ZERO);
+        // After a pause, no credit at all.
+        let much_later = later + Duration::from_secs(10);
+        assert!(b.take(1000, much_later) > Duration::ZERO);
     }
 
     #[test]
