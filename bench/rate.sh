@@ -10,14 +10,14 @@
 # Prints one line per measurement: what, the set rate, the achieved rate (the file's size over
 # curl's time from the start of the transfer to its end: login and TLS handshakes left out)
 # and the ratio.
-# Usage: bench/rate.sh   (ROUNDS=3 SECS=4 by default)
+# Usage: bench/rate.sh   (ROUNDS=3 SECS=4 by default; BASE=/dev/shm to keep the disk out of it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-4}
 cargo build --release -q
 bin=$PWD/target/release/ferry
-dir=$(mktemp -d /tmp/ferry-rate.XXXXXX)
+dir=$(mktemp -d "${BASE:-/tmp}/ferry-rate.XXXXXX")
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
