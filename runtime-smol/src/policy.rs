@@ -34,6 +34,12 @@ pub(crate) const MIN_WAIT: Duration = Duration::from_millis(10);
 /// the rate, not with a burst.
 const IDLE: Duration = Duration::from_secs(1);
 
+/// A time long enough ago for a bucket to count as idle.
+fn idle_since() -> Instant {
+    let now = Instant::now();
+    now.checked_sub(IDLE * 2).unwrap_or(now)
+}
+
 /// The fewest bytes a limited transfer moves at once.
 const MIN_PIECE: u64 = 4 * 1024;
 /// The most.
@@ -52,7 +58,8 @@ impl Bucket {
     pub(crate) fn new(rate: Option<Rate>) -> Self {
         Self {
             rate: AtomicU64::new(rate.map_or(0, |r| r.0)),
-            state: Mutex::new((0.0, Instant::now())),
+            // As if idle: the first transfer starts without credit.
+            state: Mutex::new((0.0, idle_since())),
         }
     }
 

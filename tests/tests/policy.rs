@@ -268,7 +268,9 @@ fn rates_hold_under_ftplib() {
         sha256_file(&server.home("alice").join("three.bin"))
     );
     let (_, up) = ftplib_times(&server, "bob", "three.bin", "back.bin");
-    assert!(up >= 0.6, "3 MiB up under a 4 MiB/s cap took {up} s");
+    // Right after alice's upload, the server's bucket may still hold a quarter second
+    // (1 MiB) of credit.
+    assert!(up >= 0.45, "3 MiB up under a 4 MiB/s cap took {up} s");
 }
 
 #[test]
