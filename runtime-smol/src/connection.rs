@@ -473,7 +473,7 @@ impl<U: Users> Conn<U> {
     }
 
     /// Counts a failed login (towards the address's ban).
-    fn login_failed(&self, _user: &str) -> Result<LoginInfo, LoginError> {
+    fn login_failed(&self) -> Result<LoginInfo, LoginError> {
         self.ctx.metrics.login("failed");
         if self
             .ctx
@@ -502,7 +502,7 @@ impl<U: Users> Conn<U> {
                 // Refused like a wrong password: nothing tells the client that the
                 // account exists.
                 tracing::warn!(peer = %self.session.peer(), user, "login refused: the account does not allow this address");
-                self.login_failed(user)
+                self.login_failed()
             }
             Ok(Some(login)) => {
                 let state = ctx.user_states.get(user, &login.policy);
@@ -533,7 +533,7 @@ impl<U: Users> Conn<U> {
             }
             Ok(None) => {
                 tracing::warn!(peer = %self.session.peer(), user, "login failed");
-                self.login_failed(user)
+                self.login_failed()
             }
             Err(e) => {
                 ctx.metrics.login("unavailable");

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,7 +148,7 @@ pub(crate) struct UserState {
     pub(crate) down: Arc<Bucket>,
     sessions: AtomicU32,
     /// Whether a scan of the home was started.
-    scan_started: std::sync::atomic::AtomicBool,
+    scan_started: AtomicBool,
 }
 
 /// The state of every account that logged in since the server started (one small entry per
@@ -190,7 +190,7 @@ impl UserStates {
                         up: Arc::new(Bucket::new(policy.rate_up)),
                         down: Arc::new(Bucket::new(policy.rate_down)),
                         sessions: AtomicU32::new(0),
-                        scan_started: std::sync::atomic::AtomicBool::new(false),
+                        scan_started: AtomicBool::new(false),
                     })
                 })
                 .clone()
