@@ -180,6 +180,9 @@ enum Wake {
     Shutdown,
 }
 
+/// [`Conn::armed`] when the timer is not armed: later than any deadline.
+const NOT_ARMED: Instant = Instant::from_micros(u64::MAX);
+
 /// The state of one control connection.
 struct Conn<U: Users> {
     ctx: Arc<Ctx<U>>,
@@ -203,7 +206,16 @@ struct Conn<U: Users> {
     opened: u8,
     /// The transfer has ended: the next final reply is its own.
     ending: bool,
-    started: StdInstant,
+    /// When the session started (the core's clock: half the size of a `std` instant).
+    started: Instant,
+    /// The session's timer, kept across waits: the session's deadline moves with every
+    /// command, and arming a new timer each time costs the reactor a wake-up and two system
+    /// calls. It is armed at the deadline it was last given, or earlier if the deadline moved
+    /// earlier; when it fires before a later deadline, the session does nothing and the timer is
+    /// armed again for the deadline then.
+    timer: Timer,
+    /// Where `timer` is armed ([`NOT_ARMED`]: it is not).
+    armed: Instant,
 }
 
 /// Serves one control connection until it ends; `guard` (the connection's admission) is
@@ -220,7 +232,8 @@ pub(crate) fn serve<U: Users, G: Send + 'static>(
     // behind a delayed ACK.
     let _ = stream.get_ref().set_nodelay(true);
     tracing::info!(%peer, "session start");
-    let session = Session::new(ctx.core, peer, local, ctx.clock.now());
+    let ctx_now = ctx.clock.now();
+    let session = Session::new(ctx.core, peer, local, ctx_now);
     let mut conn = Conn {
         ctx,
         session,
@@ -236,7 +249,9 @@ pub(crate) fn serve<U: Users, G: Send + 'static>(
         verb: 0,
         opened: 0,
         ending: false,
-        started: StdInstant::now(),
+        started: ctx_now,
+        timer: Timer::never(),
+        armed: NOT_ARMED,
     };
     // `conn` is captured, not rebound: an `async fn` taking it would hold it twice.
     async move {
@@ -251,7 +266,12 @@ pub(crate) fn serve<U: Users, G: Send + 'static>(
             tracing::info!(%peer, user, what = t.what, path = %t.path, result = ?ended, "transfer cut off: control connection ended");
         }
         conn.control.close().await;
-        let secs = conn.started.elapsed().as_secs_f64();
+        let micros = conn
+            .now()
+            .as_micros()
+            .saturating_sub(conn.started.as_micros());
+        #[allow(clippy::cast_precision_loss)]
+        let secs = micros as f64 / 1e6;
         let user = conn.session.user().unwrap_or("-");
         let error = result.err().map(|e| e.to_string());
         tracing::info!(%peer, user, secs, error, "session end");
@@ -324,7 +344,10 @@ impl<U: Users> Conn<U> {
                         self.finished(t.id, result);
                     }
                 }
-                Wake::Timer => self.session.handle_timeout(self.now()),
+                Wake::Timer => {
+                    self.armed = NOT_ARMED;
+                    self.session.handle_timeout(self.now());
+                }
                 Wake::Shutdown => {
                     self.shutdown_seen = true;
                     self.session.handle_shutdown();
@@ -339,16 +362,19 @@ impl<U: Users> Conn<U> {
     fn wait(&mut self) -> impl Future<Output = Wake> + '_ {
         let capacity = self.session.input_capacity();
         let room = capacity.saturating_sub(self.input.len());
-        let deadline = self
-            .session
-            .poll_timeout()
-            .map(|t| self.ctx.clock.to_std(t));
+        if let Some(deadline) = self.session.poll_timeout()
+            && self.armed > deadline
+        {
+            self.timer.set_at(self.ctx.clock.to_std(deadline));
+            self.armed = deadline;
+        }
         let Self {
             control,
             input,
             transfer,
             ctx,
             shutdown_seen,
+            timer,
             ..
         } = self;
         let read = async move {
@@ -365,14 +391,10 @@ impl<U: Users> Conn<U> {
                 Some(Running::Status { .. }) | None => std::future::pending().await,
             }
         };
+        // Pending for ever once fired, until armed again.
         let timer = async move {
-            match deadline {
-                Some(d) => {
-                    Timer::at(d).await;
-                    Wake::Timer
-                }
-                None => std::future::pending().await,
-            }
+            timer.await;
+            Wake::Timer
         };
         let shutdown = async move {
             if *shutdown_seen {
@@ -437,7 +459,11 @@ impl<U: Users> Conn<U> {
                 self.session
                     .handle_outcome(Outcome::PassiveOpened { id, result }, self.now());
             }
-            Request::ClosePassive => self.passive = None,
+            Request::ClosePassive => {
+                if let Some(l) = self.passive.take() {
+                    self.ctx.passive_pool.put(l);
+                }
+            }
             Request::Transfer(t) => self.start_transfer(t).await,
             Request::Abort { id } => {
                 // The transfer stops at its next step (at once, unless it is committing an
@@ -455,11 +481,18 @@ impl<U: Users> Conn<U> {
         Ok(())
     }
 
-    /// Binds a passive listener (replacing any before it) and says where.
+    /// Takes a passive listener from the pool or binds one (replacing any before it) and says
+    /// where.
     fn open_passive(&mut self) -> Result<SocketAddr, ferry_core::DataError> {
-        self.passive = None;
-        let bound = data::bind_passive(self.session.local().ip(), self.ctx.settings.passive_ports)
-            .and_then(|l| Ok((l.get_ref().local_addr()?, l)));
+        if let Some(l) = self.passive.take() {
+            self.ctx.passive_pool.put(l);
+        }
+        let ip = self.session.local().ip();
+        let bound = match self.ctx.passive_pool.take(ip) {
+            Some((l, addr)) => Ok((addr, l)),
+            None => data::bind_passive(ip, self.ctx.settings.passive_ports)
+                .and_then(|l| Ok((l.get_ref().local_addr()?, l))),
+        };
         match bound {
             Ok((addr, l)) => {
                 self.passive = Some(l);
@@ -658,6 +691,7 @@ impl<U: Users> Conn<U> {
             tls,
             proxy: self.ctx.proxy.clone(),
             metrics: self.ctx.metrics.clone(),
+            pool: self.ctx.passive_pool.clone(),
         };
         let control = t
             .kind

@@ -45,4 +45,6 @@ pub(crate) struct Ctx<U: Users> {
     pub(crate) rate_up: Arc<Bucket>,
     /// The server's download rate limit (`--rate-down`).
     pub(crate) rate_down: Arc<Bucket>,
+    /// Passive listeners kept between transfers ([`crate::data::ListenerPool`]).
+    pub(crate) passive_pool: Arc<crate::data::ListenerPool>,
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant as StdInstant};
 use ferry_backends::audit::AuditLog;
 use ferry_core::Refusal;
 use smol::channel::Sender;
+use smol::future::FutureExt as _;
 use smol::io::AsyncWriteExt as _;
 use smol::lock::Semaphore;
 use smol::{Async, Executor, Timer};
@@ -100,6 +101,7 @@ impl<U: Users> Server<U> {
         let metrics_listener = self.settings.metrics_listen.map(probe::bind).transpose()?;
         let metrics = Arc::new(Metrics::new(&self.settings.instance));
         let (rate_up, rate_down) = (self.settings.rate_up, self.settings.rate_down);
+        let passive_pool = Arc::new(crate::data::ListenerPool::new(self.settings.passive_ports));
         let ctx = Arc::new(Ctx {
             core,
             settings: self.settings,
@@ -116,6 +118,7 @@ impl<U: Users> Server<U> {
             user_states: Arc::default(),
             rate_up: Arc::new(Bucket::new(rate_up)),
             rate_down: Arc::new(Bucket::new(rate_down)),
+            passive_pool,
         });
         Ok(Bound {
             ctx,
@@ -264,6 +267,18 @@ impl<U: Users> Bound<U> {
     }
 }
 
+/// How often the passive listeners kept between transfers are looked at, to close those that
+/// waited too long.
+const POOL_SWEEP: Duration = Duration::from_secs(1);
+
+/// Closes kept passive listeners that waited too long, until the server stops.
+async fn sweep_passive(pool: &crate::data::ListenerPool) -> Result<(), smol::channel::RecvError> {
+    loop {
+        Timer::after(POOL_SWEEP).await;
+        pool.expire();
+    }
+}
+
 /// A connection admitted by the limits, ready to be served.
 struct Accepted {
     serve: Pin<Box<dyn Future<Output = ()> + Send>>,
@@ -278,7 +293,11 @@ impl Accepted {
 /// Waits for the shutdown signal, stops accepting, and lets the open connections finish
 /// within the grace period.
 async fn stop<U: Users, T>(ctx: Arc<Ctx<U>>, shutdown: Shutdown, accepts: Vec<smol::Task<T>>) {
-    let _ = ctx.shutdown.recv().await;
+    let _ = ctx
+        .shutdown
+        .recv()
+        .or(sweep_passive(&ctx.passive_pool))
+        .await;
     drop(shutdown);
     for a in accepts {
         a.cancel().await;
