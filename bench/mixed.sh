@@ -12,32 +12,15 @@
 # Output: one JSON line per measurement in $OUT/mixed.jsonl, and the table on stdout.
 set -u
 cd "$(dirname "$0")/.."
-export FERRY_SRC=$PWD
-B=$(cd ../shared/bench && pwd)
-export FTPBENCH_TMP=${FTPBENCH_TMP:-/tmp/ftpbench}
-T=$FTPBENCH_TMP
+. bench/lib.sh
 ROUNDS=${ROUNDS:-5}; SF_SECS=${SF_SECS:-3}; SF_CLIENTS=${SF_CLIENTS:-4}
 PEERS=${PEERS:-"ferry pure-ftpd"}; LOADS=${LOADS:-"list transfers"}
 OUT=${OUT:-$T/mixed/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"; RAW=$OUT/mixed.jsonl
 ulimit -n 20000
-declare -A PORT=([ferry]=21050 [pure-ftpd]=21020) PID=()
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-
-( cd "$B/ftpload" && CARGO_TARGET_DIR=$T/ftpload-target cargo build --release -q ) || exit 1
-L=$T/ftpload-target/release/ftpload
-
-descendants() { local p=$1; echo "$p"; for c in $(ps -o pid= --ppid "$p"); do descendants "$c"; done; }
-stop_pid() {
-  local tree; tree=$(descendants "$1")
-  kill "$1" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  for q in $tree; do kill -0 "$q" 2>/dev/null && kill -9 "$q" 2>/dev/null; done
-  return 0
-}
 BG=()  # background load generators of the current measurement
 stop_bg() { for p in "${BG[@]}"; do stop_pid "$p"; done; BG=(); }
-cleanup() { stop_bg; for n in "${!PID[@]}"; do stop_pid "${PID[$n]}"; done; }
+cleanup() { stop_bg; stop_peers; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -48,22 +31,15 @@ mkdir -p "$T/fixtures"
 for n in $PEERS; do
   r=$T/$n/root; mkdir -p "$r"
   [ -f "$r/big.bin" ] || cp "$big" "$r/big.bin"
-  if [ "$(ls "$r/big100k" 2>/dev/null | wc -l)" -ne 100000 ]; then
-    log "creating $r/big100k"
-    rm -rf "$r/big100k"; mkdir -p "$r/big100k"
-    ( cd "$r/big100k" && seq -f 'file-%06g.dat' 0 99999 | xargs touch )
-  fi
+  fill_dir "$r/big100k" 100000
   chown -R bench:bench "$r" 2>/dev/null
 done
 
 for n in $PEERS; do
-  PID[$n]=$(cd "$B" && bash "peers/$n/start.sh" | tail -1)
-  $L probe --port "${PORT[$n]}" --wait 15 | grep -q '"ok":true' || { log "$n did not start"; exit 1; }
-  log "started $n pid ${PID[$n]}"
+  start_peer "$n" || exit 1
   cat "$T/$n/root/big.bin" > /dev/null
 done
 
-A() { echo "--host 127.0.0.1 --port ${PORT[$1]} --user bench --pass bench"; }
 # Starts the background load of $2 against peer $1 (`*-elsewhere`: against the other peer, to
 # measure what the load costs the machine rather than the server under test).
 other() { for p in $PEERS; do [ "$p" != "$1" ] && { echo "$p"; return; }; done; echo "$1"; }
