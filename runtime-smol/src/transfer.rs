@@ -229,6 +229,10 @@ pub(crate) async fn run<S: Storage>(
     if let Some(result) = moving.run_for(INLINE_BYTES).await {
         return result;
     }
+    let mut moving = match send_on_own_thread(moving).await {
+        Ok(result) => return result,
+        Err(moving) => moving,
+    };
     bulk.run(async move {
         match moving.run_for(u64::MAX).await {
             Some(result) => result,
@@ -236,6 +240,64 @@ pub(crate) async fn run<S: Storage>(
         }
     })
     .await
+}
+
+/// Most downloads that [`send_on_own_thread`] runs at once; past them, downloads go on on the
+/// bulk threads.
+const SEND_THREADS: usize = 16;
+
+/// Downloads running on threads of their own.
+static SENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How long one blocking `sendfile` call waits for room in the socket before it returns what
+/// it sent (`SO_SNDTIMEO`): how soon an aborted or stalled download notices.
+const SEND_WAIT: Duration = Duration::from_millis(100);
+
+/// Bytes one blocking `sendfile` call may send (a few tens of milliseconds on a fast link).
+const SEND_CHUNK: usize = 64 << 20;
+
+/// Sends the rest of a plain, unlimited download from disk on a thread of its own (at
+/// [`crate::bulk::BULK_NICE`]) with blocking `sendfile` calls, as vsftpd does: the kernel
+/// then waits for room in the socket itself, with no trip through the reactor, an executor
+/// and a timer for every socket buffer's worth (measured: this is what kept Ferry's RETR of
+/// 1 GiB behind vsftpd's). Hands the transfer back (`Err`) when it is not such a download,
+/// under rate limits, or when [`SEND_THREADS`] are busy or no thread can be had.
+async fn send_on_own_thread<S: Storage>(
+    moving: Moving<S>,
+) -> Result<Result<u64, TransferError>, Moving<S>> {
+    use std::sync::atomic::Ordering;
+    if !matches!(moving.work, Work::SendFile { .. }) || !moving.opts.rates.is_empty() {
+        return Err(moving);
+    }
+    if SENDING.fetch_add(1, Ordering::Relaxed) >= SEND_THREADS {
+        SENDING.fetch_sub(1, Ordering::Relaxed);
+        return Err(moving);
+    }
+    let (give, take) = std::sync::mpsc::sync_channel::<Moving<S>>(1);
+    let (done, result) = smol::channel::bounded(1);
+    let spawned = std::thread::Builder::new()
+        .name("ferry-send".into())
+        .spawn(move || {
+            let tid = rustix::thread::gettid();
+            let _ = rustix::process::setpriority_process(Some(tid), crate::bulk::BULK_NICE);
+            if let Ok(mut moving) = take.recv() {
+                let sent = moving.send_blocking();
+                let _ = done.try_send(sent);
+            }
+            SENDING.fetch_sub(1, Ordering::Relaxed);
+        });
+    if spawned.is_err() {
+        SENDING.fetch_sub(1, Ordering::Relaxed);
+        return Err(moving);
+    }
+    // The thread waits for exactly this one transfer.
+    if let Err(std::sync::mpsc::SendError(moving)) = give.send(moving) {
+        return Err(moving);
+    }
+    Ok(result
+        .recv()
+        .await
+        .unwrap_or(Err(TransferError::ConnectionLost)))
 }
 
 /// A transfer under way: the data connection, what is read or written, and the bytes so
@@ -474,6 +536,55 @@ impl<S: Storage> Moving<S> {
                 let _ = timeout(stall, s.close()).await;
             }
         }
+        Ok(self.total)
+    }
+
+    /// Sends the rest of a [`Work::SendFile`] download with blocking `sendfile` calls (on a
+    /// thread of its own, [`send_on_own_thread`]), then closes the data connection's sending
+    /// side. Stops when the transfer is aborted (checked between calls, each at most
+    /// [`SEND_WAIT`] without progress) or after the stall timeout without progress.
+    fn send_blocking(&mut self) -> Result<u64, TransferError> {
+        let (Work::SendFile { reader, offset }, DataStream::Plain(s)) = (&self.work, &self.stream)
+        else {
+            return Err(TransferError::ConnectionLost);
+        };
+        let Some(fd) = reader.as_raw_file() else {
+            return Err(TransferError::ConnectionLost);
+        };
+        let socket = s.get_ref();
+        // Nagle's algorithm back on: full segments only (the end goes out with the FIN of
+        // the shutdown below, at once).
+        let blocking = socket
+            .set_nonblocking(false)
+            .and_then(|()| socket.set_write_timeout(Some(SEND_WAIT)))
+            .and_then(|()| socket.set_nodelay(false));
+        if blocking.is_err() {
+            return Err(TransferError::ConnectionLost);
+        }
+        let mut at = *offset + self.total;
+        let mut progress = std::time::Instant::now();
+        let sent = loop {
+            if self.abort.is_closed() {
+                break Err(TransferError::Aborted);
+            }
+            match rustix::fs::sendfile(socket, fd, Some(&mut at), SEND_CHUNK) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    self.total += n as u64;
+                    progress = std::time::Instant::now();
+                }
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
+                    if progress.elapsed() >= self.opts.stall_timeout {
+                        break Err(TransferError::Stalled);
+                    }
+                }
+                Err(_) => break Err(TransferError::ConnectionLost),
+            }
+        };
+        let _ = socket.set_nonblocking(true);
+        sent?;
+        let _ = socket.shutdown(std::net::Shutdown::Write);
+        self.work = Work::Done;
         Ok(self.total)
     }
 
