@@ -107,5 +107,8 @@ if __name__ == "__main__":
     p.add_argument("--password", default="bench")
     a = p.parse_args()
     a.count = max(1, min(a.count, 100000)); a.hold = max(0.0, min(a.hold, 600.0))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (a.count + 1000, a.count + 1000))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and a.count + 100 > hard:
+        sys.exit(f"idle.py: {a.count} sessions need more descriptors than the hard limit ({hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sys.exit(asyncio.run(main(a)))
