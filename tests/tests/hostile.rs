@@ -1413,3 +1413,50 @@ fn read_only_accounts_change_nothing() {
     assert_eq!(before, snapshot(&home));
     assert!(server.audit().is_empty());
 }
+
+/// A passive listener kept between transfers (for the next passive transfer of any session)
+/// gives that transfer nothing that connected while it waited: not even a connection from the
+/// client's own address, which the peer check alone would let through.
+#[test]
+fn a_kept_passive_port_gives_the_next_transfer_only_its_own_connection() {
+    let server = Server::with_alice(&[]);
+    let content = random_bytes(9, 100_000);
+    server.put("alice", "a.bin", &content);
+    let mut c = server.login("alice");
+    c.expect("TYPE I", 200);
+    let mut addr = c.pasv_addr();
+    addr.set_ip(server.addr().ip());
+    let mut data = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    c.expect("RETR a.bin", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(c.read_reply().code, 226);
+    assert!(got == content);
+    // The listener now waits in the pool. A connection made to it meanwhile...
+    let mut stale = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    // ...is not what another session's next transfer gets, on the same port.
+    let mut d = server.login("alice");
+    d.expect("TYPE I", 200);
+    let mut again = d.pasv_addr();
+    again.set_ip(server.addr().ip());
+    assert_eq!(again, addr, "the kept listener is handed out again");
+    let mut real = TcpStream::connect_timeout(&again, Duration::from_secs(5)).unwrap();
+    real.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    d.expect("RETR a.bin", 150);
+    let mut got = Vec::new();
+    real.read_to_end(&mut got).unwrap();
+    assert_eq!(d.read_reply().code, 226);
+    assert!(got == content, "the next transfer got other bytes");
+    stale
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut stolen = Vec::new();
+    let _ = stale.read_to_end(&mut stolen);
+    assert!(
+        stolen.is_empty(),
+        "the stale connection got {} bytes",
+        stolen.len()
+    );
+    c.expect("NOOP", 200);
+}
