@@ -278,13 +278,20 @@ async fn send_on_own_thread<S: Storage>(
     let spawned = std::thread::Builder::new()
         .name("ferry-send".into())
         .spawn(move || {
+            // Gives the place back however the thread ends (a panic included).
+            struct Place;
+            impl Drop for Place {
+                fn drop(&mut self) {
+                    SENDING.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            let _place = Place;
             let tid = rustix::thread::gettid();
             let _ = rustix::process::setpriority_process(Some(tid), crate::bulk::BULK_NICE);
             if let Ok(mut moving) = take.recv() {
                 let sent = moving.send_blocking();
                 let _ = done.try_send(sent);
             }
-            SENDING.fetch_sub(1, Ordering::Relaxed);
         });
     if spawned.is_err() {
         SENDING.fetch_sub(1, Ordering::Relaxed);
