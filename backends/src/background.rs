@@ -51,24 +51,15 @@ fn queue() -> &'static async_channel::Sender<Job> {
 /// Runs `f` on a background thread (or, if those could not start, on the [`blocking`] pool)
 /// and waits for its result: `None` if `f` panicked.
 pub(crate) async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    start(f).recv().await.ok().flatten()
-}
-
-/// Starts `f` on a background thread (or on the [`blocking`] pool) at once; its result (`None`
-/// if it panicked) arrives on the returned channel. Dropping the channel does not stop `f`;
-/// its result is then dropped.
-pub(crate) fn start<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> async_channel::Receiver<Option<T>> {
     let (done, result) = async_channel::bounded(1);
     let job: Job = Box::new(move || {
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok();
         let _ = done.try_send(out);
     });
     if let Err(e) = queue().try_send(job) {
-        blocking::unblock(e.into_inner()).detach();
+        blocking::unblock(e.into_inner()).await;
     }
-    result
+    result.recv().await.ok().flatten()
 }
 
 #[cfg(test)]

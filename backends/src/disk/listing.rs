@@ -65,32 +65,27 @@ pub fn listing_memory() -> usize {
     HELD.load(Ordering::Relaxed)
 }
 
-/// One listing's share of [`HELD`], given back when the listing ends. Shared with its
-/// [`DiskLister`], which reports it while a batch is read on another thread.
+/// One listing's share of [`HELD`], given back when the listing ends.
 #[derive(Debug, Default)]
-pub(crate) struct Held(Arc<AtomicUsize>);
+pub(crate) struct Held(usize);
 
 impl Held {
     /// Sets this listing's share to `bytes`. Returns whether all listings together stay
     /// within [`SORTED_LISTINGS_BUDGET`].
     pub(crate) fn set(&mut self, bytes: usize) -> bool {
-        let old = self.0.swap(bytes, Ordering::Relaxed);
-        let total = if bytes >= old {
-            HELD.fetch_add(bytes - old, Ordering::Relaxed) + (bytes - old)
+        let total = if bytes >= self.0 {
+            HELD.fetch_add(bytes - self.0, Ordering::Relaxed) + (bytes - self.0)
         } else {
-            HELD.fetch_sub(old - bytes, Ordering::Relaxed) - (old - bytes)
+            HELD.fetch_sub(self.0 - bytes, Ordering::Relaxed) - (self.0 - bytes)
         };
+        self.0 = bytes;
         total <= SORTED_LISTINGS_BUDGET
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        HELD.fetch_sub(self.get(), Ordering::Relaxed);
+        HELD.fetch_sub(self.0, Ordering::Relaxed);
     }
 }
 
@@ -169,23 +164,15 @@ struct Stream {
 /// removed while it runs are skipped.
 #[derive(Debug)]
 pub struct DiskLister {
-    /// `None` while a batch is being read on a background thread (or if that was cancelled).
+    /// `None` while a batch is being read on the blocking pool (or if that was cancelled).
     state: Option<Box<ListState>>,
-    /// The next batch, read ahead on a background thread while the runtime sends the one
-    /// before it: stat calls and formatting and sending then overlap.
-    ahead: Option<Ahead>,
-    /// The listing's share of [`listing_memory`].
-    held: Arc<AtomicUsize>,
 }
-
-/// A batch being read on a background thread: the listing's state, and how the reading went.
-type Ahead = async_channel::Receiver<Option<(Box<ListState>, Result<()>)>>;
 
 impl DiskLister {
     /// Bytes of names and order this listing holds now (counted in [`listing_memory`]).
     #[must_use]
     pub fn memory(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
+        self.state.as_ref().map_or(0, |s| s.held.0)
     }
 }
 
@@ -250,9 +237,7 @@ impl Inner {
             state.read_sorted(reading, self.max_sorted.load(Ordering::Relaxed))?;
         }
         Ok(DiskLister {
-            held: Arc::clone(&state.held.0),
             state: Some(Box::new(state)),
-            ahead: None,
         })
     }
 }
@@ -353,71 +338,13 @@ impl ListState {
         Ok(())
     }
 
-    /// Stats the next [`BATCH`] names into `scratch`: a large batch in two halves at once,
-    /// the second on a thread of its own (stat calls are most of a listing's time, and a
-    /// listing of 10,000 entries then takes about half as long on two cores).
+    /// Stats the next [`BATCH`] names into `scratch`.
     fn stat_batch(&mut self) -> Result<()> {
-        let end = (self.next + BATCH).min(self.names.spans.len());
-        let spans = &self.names.spans[self.next..end];
-        let at = Stat {
-            inner: &self.inner,
-            dir: &self.dir,
-            rel: &self.rel,
-            names: &self.names,
-        };
-        if spans.len() < SPLIT_BATCH {
-            at.stat_into(spans, &mut self.scratch)?;
-        } else {
-            let (first, second) = spans.split_at(spans.len() / 2);
-            let scratch = &mut self.scratch;
-            std::thread::scope(|s| {
-                let theirs = std::thread::Builder::new()
-                    .name("ferry-stat".into())
-                    .spawn_scoped(s, || {
-                        let mut out = EntryBatch::new();
-                        at.stat_into(second, &mut out).map(|()| out)
-                    });
-                at.stat_into(first, scratch)?;
-                let out = match theirs {
-                    Ok(handle) => handle.join().map_err(|_| super::background_panicked())??,
-                    // No thread to be had: here, after the first half.
-                    Err(_) => {
-                        let mut out = EntryBatch::new();
-                        at.stat_into(second, &mut out)?;
-                        out
-                    }
-                };
-                for e in out.iter() {
-                    scratch.push(e.name, e.meta);
-                }
-                Ok::<(), Error>(())
-            })?;
-        }
-        self.next = end;
-        Ok(())
-    }
-}
-
-/// Fewest entries of a batch that is stat'ed in two halves at once.
-const SPLIT_BATCH: usize = 128;
-
-/// What stat'ing entries of a listing needs.
-#[derive(Clone, Copy)]
-struct Stat<'a> {
-    inner: &'a Inner,
-    dir: &'a OwnedFd,
-    rel: &'a str,
-    names: &'a Names,
-}
-
-impl Stat<'_> {
-    /// Stats the names of `spans` into `out`; a symlink gets its target's metadata (resolved
-    /// beneath the root), a name removed meanwhile is skipped.
-    fn stat_into(self, spans: &[(u32, u32)], out: &mut EntryBatch) -> Result<()> {
         let mut link_path = String::new();
-        for &span in spans {
+        let end = (self.next + BATCH).min(self.names.spans.len());
+        for &span in &self.names.spans[self.next..end] {
             let name = self.names.get(span);
-            let st = match rfs::statat(self.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            let st = match rfs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 Err(Errno::NOENT) => continue,
                 Err(e) => return sys(Err(e)),
@@ -426,7 +353,7 @@ impl Stat<'_> {
             if meta.kind == FileKind::Symlink {
                 link_path.clear();
                 if !self.rel.is_empty() {
-                    link_path.push_str(self.rel);
+                    link_path.push_str(&self.rel);
                     link_path.push('/');
                 }
                 link_path.push_str(name);
@@ -436,40 +363,32 @@ impl Stat<'_> {
                     meta = meta_of(&tst);
                 }
             }
-            out.push(name, meta);
+            self.scratch.push(name, meta);
         }
+        self.next = end;
         Ok(())
     }
 }
 
-/// Fills the next batch of `state` on a background thread.
-fn read_ahead(mut state: Box<ListState>) -> Ahead {
-    crate::background::start(move || {
-        let r = state.fill();
-        (state, r)
-    })
-}
-
 impl Lister for DiskLister {
     async fn next_batch(&mut self, batch: &mut EntryBatch) -> Result<bool> {
-        let ahead = match self.ahead.take() {
-            Some(ahead) => ahead,
-            None => {
-                let Some(state) = self.state.take() else {
-                    return Err(Error::with_source(
-                        StorageError::Other,
-                        std::io::Error::other("an earlier batch of this listing was cancelled"),
-                    ));
-                };
-                if state.done() {
-                    self.state = Some(state);
-                    return Ok(false);
-                }
-                // A batch is hundreds of stat calls: on a background thread, off the executor.
-                read_ahead(state)
-            }
+        let Some(mut state) = self.state.take() else {
+            return Err(Error::with_source(
+                StorageError::Other,
+                std::io::Error::other("an earlier batch of this listing was cancelled"),
+            ));
         };
-        let Ok(Some((state, result))) = ahead.recv().await else {
+        if state.done() {
+            self.state = Some(state);
+            return Ok(false);
+        }
+        // A batch is hundreds of stat calls: on a background thread, off the executor.
+        let Some((state, result)) = crate::background::run(move || {
+            let r = state.fill();
+            (state, r)
+        })
+        .await
+        else {
             return Err(super::background_panicked());
         };
         result?;
@@ -477,11 +396,7 @@ impl Lister for DiskLister {
             batch.push(e.name, e.meta);
         }
         let any = !state.scratch.is_empty();
-        if any && !state.done() {
-            self.ahead = Some(read_ahead(state));
-        } else {
-            self.state = Some(state);
-        }
+        self.state = Some(state);
         Ok(any)
     }
 }
