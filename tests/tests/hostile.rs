@@ -161,15 +161,20 @@ fn absent_and_stalled_data_connections_time_out() {
     c.transfer_ends("RETR big.bin", 426);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     drop(data);
-    // An upload that stops sending: 426, and the old file stays.
-    let mut data = c.data_command("STOR keep.bin");
-    data.write_all(b"partial").unwrap();
-    let r = c.read_reply();
-    assert_eq!(r.code, 426, "{r:?}");
-    drop(data);
-    assert_eq!(std::fs::read(home.join("keep.bin")).unwrap(), b"old");
-    assert!(wait_until(Duration::from_secs(3), || temporaries(&home).is_empty()));
-    c.expect("NOOP", 200);
+    // An upload that stops sending: 426, and the old file stays; a short one, and one past
+    // the first MiB (which goes on on a thread of its own, with blocking reads).
+    for sent in [7, 3 << 20] {
+        let mut data = c.data_command("STOR keep.bin");
+        data.write_all(&random_bytes(2, sent)).unwrap();
+        let t = Instant::now();
+        let r = c.read_reply();
+        assert_eq!(r.code, 426, "{sent} bytes: {r:?}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        drop(data);
+        assert_eq!(std::fs::read(home.join("keep.bin")).unwrap(), b"old");
+        assert!(wait_until(Duration::from_secs(3), || temporaries(&home).is_empty()));
+        c.expect("NOOP", 200);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
