@@ -315,6 +315,33 @@ fn special_files_are_not_opened() {
     });
 }
 
+#[test]
+fn large_files_are_removed_too() {
+    // Sparse: as large as the threshold for the background threads, without the pages.
+    in_a_temporary_folder(async |s, root| {
+        fs::File::create(root.join("big"))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        fs::File::create(root.join("small")).unwrap();
+        std::os::unix::fs::symlink(root.join("big"), root.join("link")).unwrap();
+        s.make_dir(&p("/d")).await.unwrap();
+        fs::File::create(root.join("d/big"))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        s.remove_file(&p("/d/big")).await.unwrap();
+        s.remove_file(&p("/small")).await.unwrap();
+        // A symlink to a large file is the link only: the file stays.
+        s.remove_file(&p("/link")).await.unwrap();
+        assert_eq!(on_disk(root), ["big", "d"]);
+        s.remove_file(&p("/big")).await.unwrap();
+        assert_eq!(on_disk(root), ["d"]);
+        assert!(on_disk(&root.join("d")).is_empty());
+        assert_eq!(kind(s.remove_file(&p("/big")).await), Err(E::NotFound));
+    });
+}
+
 /// A new temporary folder, and an empty folder `name` in it.
 fn folder_in_a_temporary(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
