@@ -847,10 +847,6 @@ impl<U: Upload> Upload for AuditedUpload<U> {
     fn replaces_existing(&self) -> bool {
         self.inner.as_ref().is_some_and(Upload::replaces_existing)
     }
-
-    fn writes_inline(&self) -> bool {
-        self.inner.as_ref().is_some_and(Upload::writes_inline)
-    }
 }
 
 impl<U> Drop for AuditedUpload<U> {

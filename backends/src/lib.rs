@@ -260,13 +260,6 @@ pub trait Upload: AsyncWrite + Unpin + Send + 'static {
     fn replaces_existing(&self) -> bool {
         false
     }
-
-    /// Whether every write completes on the calling thread (`poll_write` never returns
-    /// `Pending`): a local file's `write(2)`. A runtime may then drive the upload from a
-    /// thread of its own with blocking socket reads.
-    fn writes_inline(&self) -> bool {
-        false
-    }
 }
 
 /// Entries of one folder, handed out in batches without an allocation per entry.

@@ -1432,10 +1432,6 @@ impl<S: Storage> Upload for PolicedUpload<S> {
     fn replaces_existing(&self) -> bool {
         self.inner.as_ref().is_some_and(Upload::replaces_existing)
     }
-
-    fn writes_inline(&self) -> bool {
-        self.inner.as_ref().is_some_and(Upload::writes_inline)
-    }
 }
 
 impl<S: Storage> Drop for PolicedUpload<S> {

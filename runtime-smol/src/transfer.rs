@@ -229,7 +229,7 @@ pub(crate) async fn run<S: Storage>(
     if let Some(result) = moving.run_for(INLINE_BYTES).await {
         return result;
     }
-    let mut moving = match on_own_thread(moving).await {
+    let mut moving = match send_on_own_thread(moving).await {
         Ok(result) => return result,
         Err(moving) => moving,
     };
@@ -242,71 +242,59 @@ pub(crate) async fn run<S: Storage>(
     .await
 }
 
-/// Most transfers that [`on_own_thread`] runs at once; past them, transfers go on on the bulk
-/// threads.
-const OWN_THREADS: usize = 16;
+/// Most downloads that [`send_on_own_thread`] runs at once; past them, downloads go on on the
+/// bulk threads.
+const SEND_THREADS: usize = 16;
 
-/// Transfers running on threads of their own.
-static OWN_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Downloads running on threads of their own.
+static SENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// How long one blocking socket call (`sendfile`, `read`) waits before it returns what it
-/// moved (`SO_SNDTIMEO`, `SO_RCVTIMEO`): how soon an aborted or stalled transfer notices.
-const SOCKET_WAIT: Duration = Duration::from_millis(100);
+/// How long one blocking `sendfile` call waits for room in the socket before it returns what
+/// it sent (`SO_SNDTIMEO`): how soon an aborted or stalled download notices.
+const SEND_WAIT: Duration = Duration::from_millis(100);
 
 /// Bytes one blocking `sendfile` call may send (a few tens of milliseconds on a fast link).
 const SEND_CHUNK: usize = 64 << 20;
 
-/// Bytes one blocking `read` of an upload may take (a buffer of the upload's thread).
-const RECEIVE_CHUNK: usize = 1 << 20;
-
-/// Runs the rest of a plain, unlimited transfer between a local file and the data connection
-/// on a thread of its own (at [`crate::bulk::BULK_NICE`]) with blocking socket calls, as
-/// vsftpd and Pure-FTPd do: a download with `sendfile`, an upload with `read` and the file's
-/// `write`. The kernel then waits for the socket itself, with no trip through the reactor,
-/// an executor and a timer for every socket buffer's worth (measured: this is what kept
-/// Ferry's RETR of 1 GiB behind vsftpd's, and its STOR behind Pure-FTPd's). Hands the
-/// transfer back (`Err`) when it is not such a transfer, under rate limits, or when
-/// [`OWN_THREADS`] are busy or no thread can be had.
-async fn on_own_thread<S: Storage>(
+/// Sends the rest of a plain, unlimited download from disk on a thread of its own (at
+/// [`crate::bulk::BULK_NICE`]) with blocking `sendfile` calls, as vsftpd does: the kernel
+/// then waits for room in the socket itself, with no trip through the reactor, an executor
+/// and a timer for every socket buffer's worth (measured: this is what kept Ferry's RETR of
+/// 1 GiB behind vsftpd's). Hands the transfer back (`Err`) when it is not such a download,
+/// under rate limits, or when [`SEND_THREADS`] are busy or no thread can be had.
+async fn send_on_own_thread<S: Storage>(
     moving: Moving<S>,
 ) -> Result<Result<u64, TransferError>, Moving<S>> {
     use std::sync::atomic::Ordering;
-    let local = match &moving.work {
-        Work::SendFile { .. } => true,
-        Work::Receive { upload, .. } => {
-            upload.writes_inline() && matches!(moving.stream, DataStream::Plain(_))
-        }
-        _ => false,
-    };
-    if !local || !moving.opts.rates.is_empty() {
+    if !matches!(moving.work, Work::SendFile { .. }) || !moving.opts.rates.is_empty() {
         return Err(moving);
     }
-    if OWN_RUNNING.fetch_add(1, Ordering::Relaxed) >= OWN_THREADS {
-        OWN_RUNNING.fetch_sub(1, Ordering::Relaxed);
+    if SENDING.fetch_add(1, Ordering::Relaxed) >= SEND_THREADS {
+        SENDING.fetch_sub(1, Ordering::Relaxed);
         return Err(moving);
     }
     let (give, take) = std::sync::mpsc::sync_channel::<Moving<S>>(1);
     let (done, result) = smol::channel::bounded(1);
     let spawned = std::thread::Builder::new()
-        .name("ferry-move".into())
+        .name("ferry-send".into())
         .spawn(move || {
             // Gives the place back however the thread ends (a panic included).
             struct Place;
             impl Drop for Place {
                 fn drop(&mut self) {
-                    OWN_RUNNING.fetch_sub(1, Ordering::Relaxed);
+                    SENDING.fetch_sub(1, Ordering::Relaxed);
                 }
             }
             let _place = Place;
             let tid = rustix::thread::gettid();
             let _ = rustix::process::setpriority_process(Some(tid), crate::bulk::BULK_NICE);
             if let Ok(mut moving) = take.recv() {
-                let moved = moving.run_blocking();
-                let _ = done.try_send(moved);
+                let sent = moving.send_blocking();
+                let _ = done.try_send(sent);
             }
         });
     if spawned.is_err() {
-        OWN_RUNNING.fetch_sub(1, Ordering::Relaxed);
+        SENDING.fetch_sub(1, Ordering::Relaxed);
         return Err(moving);
     }
     // The thread waits for exactly this one transfer.
@@ -558,92 +546,10 @@ impl<S: Storage> Moving<S> {
         Ok(self.total)
     }
 
-    /// Moves the rest of the transfer with blocking calls (on a thread of its own,
-    /// [`on_own_thread`]).
-    fn run_blocking(&mut self) -> Result<u64, TransferError> {
-        match self.work {
-            Work::SendFile { .. } => self.send_blocking(),
-            Work::Receive { .. } => match self.receive_blocking() {
-                // The commit (and the look at the control connection before it) as anywhere.
-                Ok(()) => smol::block_on(self.finish()),
-                Err(e) => Err(smol::block_on(self.fail(e))),
-            },
-            _ => Err(TransferError::ConnectionLost),
-        }
-    }
-
-    /// Receives the rest of a [`Work::Receive`] upload whose writes complete inline
-    /// ([`Upload::writes_inline`]) with blocking reads of the data connection, each written
-    /// to the file at once, until the client ends the data connection. Stops when the
-    /// transfer is aborted (checked between reads, each at most [`SOCKET_WAIT`] without
-    /// data) or after the stall timeout without data.
-    fn receive_blocking(&mut self) -> Result<(), TransferError> {
-        let (
-            Work::Receive {
-                upload, file, conv, ..
-            },
-            DataStream::Plain(s),
-        ) = (&mut self.work, &self.stream)
-        else {
-            return Err(TransferError::ConnectionLost);
-        };
-        // Larger reads than the pooled buffer's, as Pure-FTPd's 512 KiB: measured, fewer
-        // calls and less CPU per GiB (interleaved runs: 1,160 against 1,315 ms per GiB).
-        let mut buf = vec![0u8; RECEIVE_CHUNK];
-        if self.opts.ascii {
-            *file = vec![0u8; RECEIVE_CHUNK];
-        }
-        let socket = s.get_ref();
-        let blocking = socket
-            .set_nonblocking(false)
-            .and_then(|()| socket.set_read_timeout(Some(SOCKET_WAIT)));
-        if blocking.is_err() {
-            return Err(TransferError::ConnectionLost);
-        }
-        let mut progress = std::time::Instant::now();
-        let received = loop {
-            if self.abort.is_closed() {
-                break Err(TransferError::Aborted);
-            }
-            match io::Read::read(&mut &*socket, &mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    let data = if self.opts.ascii {
-                        let (used, w) = conv.convert(&buf[..n], file);
-                        debug_assert_eq!(used, n, "CR LF only shrinks");
-                        &file[..w]
-                    } else {
-                        &buf[..n]
-                    };
-                    // Completes at once: the upload writes inline.
-                    if let Err(e) = smol::block_on(upload.write_all(data)) {
-                        break Err(storage_error(&e));
-                    }
-                    self.total += n as u64;
-                    progress = std::time::Instant::now();
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    if progress.elapsed() >= self.opts.stall_timeout {
-                        break Err(TransferError::Stalled);
-                    }
-                }
-                Err(_) => break Err(TransferError::ConnectionLost),
-            }
-        };
-        let _ = socket.set_read_timeout(None);
-        let _ = socket.set_nonblocking(true);
-        received
-    }
-
     /// Sends the rest of a [`Work::SendFile`] download with blocking `sendfile` calls (on a
-    /// thread of its own, [`on_own_thread`]), then closes the data connection's sending
+    /// thread of its own, [`send_on_own_thread`]), then closes the data connection's sending
     /// side. Stops when the transfer is aborted (checked between calls, each at most
-    /// [`SOCKET_WAIT`] without progress) or after the stall timeout without progress.
+    /// [`SEND_WAIT`] without progress) or after the stall timeout without progress.
     fn send_blocking(&mut self) -> Result<u64, TransferError> {
         let (Work::SendFile { reader, offset }, DataStream::Plain(s)) = (&self.work, &self.stream)
         else {
@@ -657,7 +563,7 @@ impl<S: Storage> Moving<S> {
         // the shutdown below, at once).
         let blocking = socket
             .set_nonblocking(false)
-            .and_then(|()| socket.set_write_timeout(Some(SOCKET_WAIT)))
+            .and_then(|()| socket.set_write_timeout(Some(SEND_WAIT)))
             .and_then(|()| socket.set_nodelay(false));
         if blocking.is_err() {
             return Err(TransferError::ConnectionLost);

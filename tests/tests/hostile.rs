@@ -162,7 +162,7 @@ fn absent_and_stalled_data_connections_time_out() {
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     drop(data);
     // An upload that stops sending: 426, and the old file stays; a short one, and one past
-    // the first MiB (which goes on on a thread of its own, with blocking reads).
+    // the first MiB (which goes on on a bulk thread).
     for sent in [7, 3 << 20] {
         let mut data = c.data_command("STOR keep.bin");
         data.write_all(&random_bytes(2, sent)).unwrap();

@@ -404,7 +404,7 @@ fn abor_during_an_upload_keeps_the_old_file() {
     let keep = server.put("alice", "keep.bin", b"old content");
     let mut c = server.login("alice");
     let mut data = c.data_in("I", "STOR keep.bin");
-    // Past the first MiB: the rest is read on a thread of its own, which must notice ABOR.
+    // Past the first MiB: the rest is read on a bulk thread, which must notice ABOR.
     data.write_all(&random_bytes(1, 3 << 20)).unwrap();
     c.send_raw(b"ABOR\r\n");
     let first = c.read_reply();

@@ -1103,9 +1103,4 @@ impl Upload for DiskUpload {
     fn replaces_existing(&self) -> bool {
         self.replaces
     }
-
-    /// Each write is one `write(2)` on the calling thread (`poll_write` above).
-    fn writes_inline(&self) -> bool {
-        true
-    }
 }
