@@ -385,27 +385,12 @@ fn passive_hijack_is_refused_and_the_real_transfer_works() {
         };
         let target = SocketAddr::new(server.addr().ip(), port);
         // The thief connects first, from another address.
-        let mut thief = tcp_connect_from(OTHER_HOST, target).expect("thief connects");
+        let thief = tcp_connect_from(OTHER_HOST, target).expect("thief connects");
         c.expect("RETR prize.bin", 150);
         // The server takes the thief's connection first, and refuses it.
         wait_refused(&server, &thief);
-        let mut real = TcpStream::connect_timeout(&target, Duration::from_secs(5)).unwrap();
-        real.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut got = Vec::new();
-        real.read_to_end(&mut got).unwrap();
-        assert_eq!(c.read_reply().code, 226);
-        assert!(got == content, "{command}: the real client got other bytes");
-        thief
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut stolen = Vec::new();
-        let _ = thief.read_to_end(&mut stolen);
-        assert!(
-            stolen.is_empty(),
-            "{command}: the thief got {} bytes",
-            stolen.len()
-        );
+        let real = TcpStream::connect_timeout(&target, Duration::from_secs(5)).unwrap();
+        only_the_real_client_gets(&mut c, real, thief, &content, command);
         // A thief uploading to an upload's passive port gets nothing in either.
         let mut data_port = c.pasv_addr();
         data_port.set_ip(server.addr().ip());
@@ -1438,30 +1423,48 @@ fn a_kept_passive_port_gives_the_next_transfer_only_its_own_connection() {
     assert_eq!(c.read_reply().code, 226);
     assert!(got == content);
     // The listener now waits in the pool. A connection made to it meanwhile...
-    let mut stale = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    let stale = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     // ...is not what another session's next transfer gets, on the same port.
     let mut d = server.login("alice");
     d.expect("TYPE I", 200);
     let mut again = d.pasv_addr();
     again.set_ip(server.addr().ip());
     assert_eq!(again, addr, "the kept listener is handed out again");
-    let mut real = TcpStream::connect_timeout(&again, Duration::from_secs(5)).unwrap();
+    let real = TcpStream::connect_timeout(&again, Duration::from_secs(5)).unwrap();
+    d.expect("RETR a.bin", 150);
+    only_the_real_client_gets(
+        &mut d,
+        real,
+        stale,
+        &content,
+        "the kept listener's next RETR",
+    );
+    c.expect("NOOP", 200);
+}
+
+/// The download under way on `c` reaches `real` whole and ends with 226, while `thief`, a
+/// connection to the same passive port, gets nothing. `what` names the case in failures.
+fn only_the_real_client_gets(
+    c: &mut Control,
+    mut real: TcpStream,
+    mut thief: TcpStream,
+    content: &[u8],
+    what: &str,
+) {
     real.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    d.expect("RETR a.bin", 150);
     let mut got = Vec::new();
     real.read_to_end(&mut got).unwrap();
-    assert_eq!(d.read_reply().code, 226);
-    assert!(got == content, "the next transfer got other bytes");
-    stale
+    assert_eq!(c.read_reply().code, 226, "{what}");
+    assert!(got == content, "{what}: the real client got other bytes");
+    thief
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut stolen = Vec::new();
-    let _ = stale.read_to_end(&mut stolen);
+    let _ = thief.read_to_end(&mut stolen);
     assert!(
         stolen.is_empty(),
-        "the stale connection got {} bytes",
+        "{what}: the thief got {} bytes",
         stolen.len()
     );
-    c.expect("NOOP", 200);
 }

@@ -204,12 +204,12 @@ fn ensure_plain_file(st: &Stat, hard_links: bool) -> Result<()> {
     }
 }
 
-/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, with a missing entry as `None`.
 /// A file at least this large is unlinked on the background threads: the unlink frees its
 /// pages, which took 12-16 ms for 1 GiB (strace of a DELE), and would hold up every session
 /// of the calling executor thread meanwhile.
 const LARGE_FILE: u64 = 64 << 20;
 
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, with a missing entry as `None`.
 fn lstat_at(dir: &OwnedFd, name: &str) -> Result<Option<Stat>> {
     match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(st)),
