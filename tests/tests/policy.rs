@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ferry_tests::{
     Server, ServerBuilder, curl, curl_ok, ferry_bin, random_bytes, require_client, run_client,
-    sha256_file, temporaries,
+    sha256_file, sha256_hex, temporaries,
 };
 
 /// `ferry user ARGS` on the server's data folder; its output.
@@ -204,6 +204,34 @@ fn a_quota_stops_uploads_as_they_pass_it() {
     server.wait_audit("refused copy", |r| {
         r.op == "copy" && r.result == "quota_exceeded"
     });
+}
+
+/// Past its first MiB an upload moves by `splice(2)`: the quota holds there as well, counted
+/// to the byte.
+#[test]
+fn a_quota_holds_past_the_first_mib_of_an_upload() {
+    let server = Server::with_alice(&[]);
+    set_alice(&server, &["--quota-size", "8MiB"]);
+    let home = server.home("alice");
+    let mut c = server.login("alice");
+    let first = random_bytes(6, 5 << 20);
+    c.stor("first.bin", &first);
+    assert_eq!(sha256_file(&home.join("first.bin")), sha256_hex(&first));
+    // 5 MiB more would pass 8 MiB: refused in its fourth MiB, nothing left of it.
+    let (r, sent) = stor_until_refused(&mut c, "second.bin", 64 << 20);
+    assert_eq!(r.code, 552, "{r:?}");
+    assert!(
+        sent < 32 << 20,
+        "the server read {sent} bytes before refusing"
+    );
+    assert!(!home.join("second.bin").exists());
+    assert!(temporaries(&home).is_empty(), "{:?}", temporaries(&home));
+    // Exactly what is left still fits.
+    let rest = random_bytes(7, 3 << 20);
+    c.stor("rest.bin", &rest);
+    assert_eq!(sha256_file(&home.join("rest.bin")), sha256_hex(&rest));
+    let shown = ferry_user(&server, &["show", "alice"]);
+    assert!(shown.contains("used:          8 MiB in 2 files"), "{shown}");
 }
 
 #[test]

@@ -601,3 +601,62 @@ fn idle_sessions_are_closed() {
     let mut other = server.control();
     other.expect("NOOP", 200);
 }
+
+/// Past its first MiB a binary upload to disk moves by `splice(2)` (socket to pipe to file):
+/// whole uploads, writes at an offset (REST + STOR), appends (which stay on the buffered
+/// path) and ASCII uploads (converted, so buffered too) all arrive byte for byte, and the
+/// audit log counts every byte.
+#[test]
+fn large_uploads_arrive_byte_for_byte() {
+    let server = Server::with_alice(&[]);
+    let home = server.home("alice");
+    let mut c = server.login("alice");
+    // An odd size, sent in odd pieces.
+    let whole = random_bytes(41, (5 << 20) + 1234);
+    let mut data = c.data_in("I", "STOR big.bin");
+    for piece in whole.chunks(77_777) {
+        data.write_all(piece).unwrap();
+    }
+    drop(data);
+    assert_eq!(c.read_reply().code, 226);
+    assert!(std::fs::read(home.join("big.bin")).unwrap() == whole);
+    assert!(c.retr("big.bin") == whole);
+    // Resumed past the first MiB of this transfer, at an offset of 3 MiB.
+    let tail = random_bytes(42, 3 << 20);
+    c.expect(&format!("REST {}", 3 << 20), 350);
+    let mut data = c.data_command("STOR big.bin");
+    data.write_all(&tail).unwrap();
+    drop(data);
+    assert_eq!(c.read_reply().code, 226);
+    let mut want = whole[..3 << 20].to_vec();
+    want.extend_from_slice(&tail);
+    assert!(std::fs::read(home.join("big.bin")).unwrap() == want);
+    // An append of 2 MiB.
+    let more = random_bytes(43, 2 << 20);
+    let mut data = c.data_in("I", "APPE big.bin");
+    data.write_all(&more).unwrap();
+    drop(data);
+    assert_eq!(c.read_reply().code, 226);
+    want.extend_from_slice(&more);
+    assert!(std::fs::read(home.join("big.bin")).unwrap() == want);
+    // 3 MiB in ASCII: CR LF becomes LF all the way through.
+    let text = b"line of text\r\n".repeat((3 << 20) / 14);
+    let mut data = c.data_in("A", "STOR text.txt");
+    data.write_all(&text).unwrap();
+    drop(data);
+    assert_eq!(c.read_reply().code, 226);
+    let on_disk = std::fs::read(home.join("text.txt")).unwrap();
+    assert!(on_disk == b"line of text\n".repeat((3 << 20) / 14));
+    // The audit log has each upload's bytes as they were written (a write at an offset is
+    // an append there).
+    for (op, path, bytes) in [
+        ("upload", "/big.bin", whole.len()),
+        ("append", "/big.bin", tail.len()),
+        ("append", "/big.bin", more.len()),
+        ("upload", "/text.txt", on_disk.len()),
+    ] {
+        server.wait_audit(&format!("{op} {path} {bytes}"), |r| {
+            r.op == op && r.path == path && r.bytes == Some(bytes as u64) && r.result == "ok"
+        });
+    }
+}
