@@ -9,7 +9,8 @@
 # Knobs: ROUNDS=5 SF_SECS=3 SF_CLIENTS=4 PEERS="ferry pure-ftpd" LOADS="list transfers"
 #        (also list-elsewhere, transfers-elsewhere: the same load against the other peer, which
 #        shows what the load costs the machine itself, the clients included)
-# Output: one JSON line per measurement in $OUT/mixed.jsonl, and the table on stdout.
+# Output: one JSON line per measurement in $OUT/mixed.jsonl (with the loopback's MB/s during it:
+# what the load moved), and the table on stdout.
 set -u
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -60,14 +61,20 @@ load() {
 # One measurement of small-files against peer $1 under load $2, recorded with pair number $3.
 measure() {
   load "$1" "$2"
+  # The loopback's bytes during the measurement: what the load moved (the small files' own
+  # traffic is a few MB/s of it), so that builds whose transfers go faster are compared fairly.
+  local lo0 t0 lo1 t1 lo_mb
+  lo0=$(cat /sys/class/net/lo/statistics/tx_bytes); t0=$(date +%s.%N)
   local j; j=$($L small-files $(A "$1") --clients "$SF_CLIENTS" --cycles 1000000 --max-seconds "$SF_SECS")
+  lo1=$(cat /sys/class/net/lo/statistics/tx_bytes); t1=$(date +%s.%N)
+  lo_mb=$(python3 -c "print(round(($lo1 - $lo0) / ($t1 - $t0) / 1e6))")
   stop_bg
   rm -f "$T"/*/root/ftpload_stor_*.bin   # what a server kept of a cut-off upload
   # An interrupted 1 GiB upload leaves dirty pages whose writeback would throttle every writer
   # (the next measurement's small STORs included): wait until they are on disk.
   sync
-  printf '{"peer":"%s","load":"%s","pair":%s,"result":%s}\n' "$1" "$2" "$3" "$j" >> "$RAW"
-  log "$1 $2 pair $3: $(echo "$j" | grep -o '"ops_s":[0-9.]*,"p50_ms":[0-9.]*,"p99_ms":[0-9.]*')"
+  printf '{"peer":"%s","load":"%s","pair":%s,"lo_mb_s":%s,"result":%s}\n' "$1" "$2" "$3" "$lo_mb" "$j" >> "$RAW"
+  log "$1 $2 pair $3: $(echo "$j" | grep -o '"ops_s":[0-9.]*,"p50_ms":[0-9.]*,"p99_ms":[0-9.]*'), loopback $lo_mb MB/s"
 }
 
 # This machine's speed drifts by 2x and more within minutes, so each loaded measurement is
@@ -90,9 +97,10 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 peers = list(dict.fromkeys(r["peer"] for r in rows))
 loads = [l for l in dict.fromkeys(r["load"] for r in rows) if l != "alone"]
 # A run with a few failed operations still counts (its errors are in the raw file).
-by = {(r["peer"], r["load"], r["pair"]): r["result"] for r in rows if r["result"].get("ops_s")}
-print("| server | load | pairs | ops/s alone | ops/s loaded | p99 ms alone | p99 ms loaded | ops/s loaded/alone | p99 loaded/alone |")
-print("|---|---|---|---|---|---|---|---|---|")
+by = {(r["peer"], r["load"], r["pair"]): dict(r["result"], lo_mb_s=r.get("lo_mb_s", 0))
+      for r in rows if r["result"].get("ops_s")}
+print("| server | load | pairs | ops/s alone | ops/s loaded | p99 ms alone | p99 ms loaded | ops/s loaded/alone | p99 loaded/alone | loopback MB/s loaded |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for p in peers:
     for l in loads:
         pairs = [(by[(p, "alone", k)], by[(p, l, k)]) for (pp, ll, k) in by if pp == p and ll == l and (p, "alone", k) in by]
@@ -101,6 +109,7 @@ for p in peers:
         m = lambda f: st.median(f(a, b) for a, b in pairs)
         print(f"| {p} | {l} | {len(pairs)} | {m(lambda a, b: a['ops_s']):,.0f} | {m(lambda a, b: b['ops_s']):,.0f} "
               f"| {m(lambda a, b: a['p99_ms']):.2f} | {m(lambda a, b: b['p99_ms']):.2f} "
-              f"| {m(lambda a, b: b['ops_s'] / a['ops_s']):.2f}x | {m(lambda a, b: b['p99_ms'] / a['p99_ms']):.2f}x |")
+              f"| {m(lambda a, b: b['ops_s'] / a['ops_s']):.2f}x | {m(lambda a, b: b['p99_ms'] / a['p99_ms']):.2f}x "
+              f"| {m(lambda a, b: b['lo_mb_s']):,.0f} |")
 EOF
 echo "raw: $RAW" >&2
