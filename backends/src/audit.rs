@@ -84,8 +84,8 @@ use futures_io::AsyncWrite;
 use futures_lite::io::AsyncWriteExt;
 
 use crate::{
-    Error, Metadata, RawWrite, Result, Storage, StorageError, UnixTime, Upload, VirtualPath,
-    WriteMode, finished,
+    Error, Metadata, Result, Storage, StorageError, UnixTime, Upload, VirtualPath, WriteMode,
+    finished,
 };
 
 /// What changed.
@@ -846,20 +846,6 @@ impl<U: Upload> Upload for AuditedUpload<U> {
 
     fn replaces_existing(&self) -> bool {
         self.inner.as_ref().is_some_and(Upload::replaces_existing)
-    }
-
-    fn writes_raw(&self) -> bool {
-        self.inner.as_ref().is_some_and(Upload::writes_raw)
-    }
-
-    fn write_raw(&mut self, len: usize, write: &mut RawWrite<'_>) -> io::Result<usize> {
-        let n = self
-            .inner
-            .as_mut()
-            .ok_or_else(finished)?
-            .write_raw(len, write)?;
-        self.written += n as u64;
-        Ok(n)
     }
 }
 

@@ -260,30 +260,7 @@ pub trait Upload: AsyncWrite + Unpin + Send + 'static {
     fn replaces_existing(&self) -> bool {
         false
     }
-
-    /// Whether [`Upload::write_raw`] can take this upload's bytes: a plain file on disk,
-    /// written at its own position (not in append mode, which `splice(2)` refuses).
-    #[cfg(unix)]
-    fn writes_raw(&self) -> bool {
-        false
-    }
-
-    /// Writes up to `len` of the upload's next bytes by handing its file to `write`, which
-    /// moves them with a system call of its own and returns how many it moved (the runtime:
-    /// `splice(2)` from a pipe that holds them, one copy fewer than through a buffer). Counts
-    /// and quotas apply as to `poll_write`. Only for an upload that [`Upload::writes_raw`];
-    /// any other returns an error.
-    #[cfg(unix)]
-    fn write_raw(&mut self, len: usize, write: &mut RawWrite<'_>) -> io::Result<usize> {
-        let _ = (len, write);
-        Err(io::Error::from(io::ErrorKind::Unsupported))
-    }
 }
-
-/// What [`Upload::write_raw`] hands the upload's file to: writes at most the given number of
-/// bytes into the descriptor and returns how many it wrote.
-#[cfg(unix)]
-pub type RawWrite<'a> = dyn FnMut(std::os::fd::BorrowedFd<'_>, usize) -> io::Result<usize> + 'a;
 
 /// Entries of one folder, handed out in batches without an allocation per entry.
 #[derive(Debug, Default, Clone)]

@@ -104,8 +104,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::net::Cidr;
 use crate::{
-    Capabilities, EntryBatch, Error, FileKind, Lister, Metadata, RawWrite, Result, Storage,
-    StorageError, UnixTime, Upload, VirtualPath, WriteMode, finished,
+    Capabilities, EntryBatch, Error, FileKind, Lister, Metadata, Result, Storage, StorageError,
+    UnixTime, Upload, VirtualPath, WriteMode, finished,
 };
 
 /// The most entries a folder copy may hold (files and folders, the folder itself not counted).
@@ -1372,7 +1372,10 @@ impl<S: Storage> AsyncWrite for PolicedUpload<S> {
         if let Some(q) = &mut this.quota
             && !q.reserve(buf.len() as u64)
         {
-            return Poll::Ready(Err(quota_passed()));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::QuotaExceeded,
+                "the account's quota would be passed",
+            )));
         }
         let r = Pin::new(inner).poll_write(cx, buf);
         if let Some(q) = &mut this.quota {
@@ -1429,36 +1432,6 @@ impl<S: Storage> Upload for PolicedUpload<S> {
     fn replaces_existing(&self) -> bool {
         self.inner.as_ref().is_some_and(Upload::replaces_existing)
     }
-
-    fn writes_raw(&self) -> bool {
-        self.inner.as_ref().is_some_and(Upload::writes_raw)
-    }
-
-    /// Reserved and counted against the quota as `poll_write` is.
-    fn write_raw(&mut self, len: usize, write: &mut RawWrite<'_>) -> io::Result<usize> {
-        let inner = self.inner.as_mut().ok_or_else(finished)?;
-        if let Some(q) = &mut self.quota
-            && !q.reserve(len as u64)
-        {
-            return Err(quota_passed());
-        }
-        let r = inner.write_raw(len, write);
-        if let Some(q) = &mut self.quota {
-            if let Ok(n) = r {
-                q.written += n as u64;
-            }
-            q.settle();
-        }
-        r
-    }
-}
-
-/// The error of a write that would pass the account's quota.
-fn quota_passed() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::QuotaExceeded,
-        "the account's quota would be passed",
-    )
 }
 
 impl<S: Storage> Drop for PolicedUpload<S> {

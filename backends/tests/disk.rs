@@ -132,51 +132,6 @@ fn readers_hand_out_their_descriptor() {
     });
 }
 
-/// Writes `bytes` through [`Upload::write_raw`] as the runtime's `splice` does: the upload
-/// hands over its file, the closure writes at the file's position.
-fn write_raw<U: Upload>(up: &mut U, bytes: &[u8]) -> std::io::Result<usize> {
-    up.write_raw(bytes.len(), &mut |fd, len| {
-        rustix::io::write(fd, &bytes[..len]).map_err(std::io::Error::from)
-    })
-}
-
-#[test]
-fn uploads_hand_out_their_descriptor_except_appends() {
-    in_a_temporary_folder(async |s, _| {
-        // A whole upload: buffered writes and raw ones mix, in order.
-        let mut up = s.open_write(&p("/f"), W::Replace).await.unwrap();
-        assert!(up.writes_raw());
-        up.write_all(b"01234").await.unwrap();
-        assert_eq!(write_raw(&mut up, b"56789").unwrap(), 5);
-        up.write_all(b"!").await.unwrap();
-        up.commit().await.unwrap();
-        assert_eq!(read(s, "/f").await.unwrap(), b"0123456789!");
-        // At an offset: the descriptor is positioned there.
-        let mut up = s.open_write(&p("/f"), W::At(4)).await.unwrap();
-        assert!(up.writes_raw());
-        assert_eq!(write_raw(&mut up, b"xy").unwrap(), 2);
-        up.commit().await.unwrap();
-        assert_eq!(read(s, "/f").await.unwrap(), b"0123xy");
-        // An append is opened with O_APPEND, which splice refuses: no descriptor.
-        let mut up = s.open_write(&p("/f"), W::Append).await.unwrap();
-        assert!(!up.writes_raw());
-        assert!(write_raw(&mut up, b"zz").is_err());
-        up.write_all(b"zz").await.unwrap();
-        up.commit().await.unwrap();
-        assert_eq!(read(s, "/f").await.unwrap(), b"0123xyzz");
-        // An aborted raw upload leaves the old file.
-        let mut up = s.open_write(&p("/f"), W::Replace).await.unwrap();
-        write_raw(&mut up, b"never").unwrap();
-        up.abort().await;
-        assert_eq!(read(s, "/f").await.unwrap(), b"0123xyzz");
-
-        let m = MemoryStorage::new();
-        let mut up = m.open_write(&p("/f"), W::Replace).await.unwrap();
-        assert!(!up.writes_raw());
-        assert!(write_raw(&mut up, b"x").is_err());
-    });
-}
-
 #[test]
 fn fsync_on_commit() {
     let dir = tempfile::tempdir().unwrap();

@@ -351,44 +351,6 @@ fn hidden_names_cannot_be_seen_opened_or_made() {
     });
 }
 
-/// Writes `bytes` through [`Upload::write_raw`] as the runtime's `splice` does; what it
-/// returned, and whether the upload handed over its file at all.
-fn write_raw<U: Upload>(up: &mut U, bytes: &[u8]) -> (std::io::Result<usize>, bool) {
-    let mut called = false;
-    let r = up.write_raw(bytes.len(), &mut |fd, len| {
-        called = true;
-        rustix::io::write(fd, &bytes[..len]).map_err(std::io::Error::from)
-    });
-    (r, called)
-}
-
-/// Raw writes (the runtime's `splice` into a file on disk) are counted and refused as
-/// buffered ones are, before a byte moves.
-#[test]
-fn the_quota_holds_for_raw_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let usage = Arc::new(Usage::new());
-    let s = Policed::new(
-        DiskStorage::new(dir.path()).unwrap(),
-        Arc::new(policy("quota_size = 1000")),
-        usage.clone(),
-    );
-    block_on(async {
-        let mut up = s.open_write(&p("/a"), WriteMode::Replace).await.unwrap();
-        assert!(up.writes_raw());
-        assert_eq!(write_raw(&mut up, &[1; 600]).0.unwrap(), 600);
-        let (r, called) = write_raw(&mut up, &[1; 600]);
-        assert_eq!(ferry_backends::kind_of(&r.unwrap_err()), E::QuotaExceeded);
-        assert!(!called, "nothing moves once the quota would be passed");
-        assert_eq!(write_raw(&mut up, &[2; 400]).0.unwrap(), 400);
-        up.commit().await.unwrap();
-        assert_eq!(usage.get(), (1000, 1));
-        let mut want = vec![1; 600];
-        want.extend_from_slice(&[2; 400]);
-        assert_eq!(read(&s, "/a").await.unwrap(), want);
-    });
-}
-
 #[test]
 fn the_quota_refuses_the_write_that_passes_it_and_keeps_the_old_file() {
     let tree = MemoryStorage::new();

@@ -4,14 +4,13 @@
 //! listing, so that a missing file is a 550 *before* any 150. Then, once the 150 reply is
 //! written, [`run`] has the data connection made ([`crate::data`]) and moves the bytes:
 //! through one pooled buffer (with the core's ASCII conversion for TYPE A), with `sendfile`
-//! for plain downloads from disk and `splice` for the rest of plain uploads to disk, or as
-//! listing pieces written by the backends' listing writer. It reports the bytes moved or why
-//! it stopped. Dropping the future of [`run`] aborts the transfer: the data socket closes and
-//! an unfinished upload is discarded.
+//! for plain downloads from disk, or as listing pieces written by the backends' listing
+//! writer. It reports the bytes moved or why it stopped. Dropping the future of [`run`]
+//! aborts the transfer: the data socket closes and an unfinished upload is discarded.
 
 use std::future::Future;
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,10 +73,6 @@ impl Drop for Buffer {
 
 /// Largest `sendfile` call: the stall timer restarts after each.
 const SENDFILE_CHUNK: usize = 1 << 20;
-
-/// Bytes one `splice` call takes from an upload's data connection; its pipe is made this large
-/// (where the system allows less, but at least [`BUF`], less per call; below that, no splice).
-const SPLICE_CHUNK: usize = 1 << 20;
 
 /// A listing is written in pieces of about this size (each one write), on a data
 /// connection and on the control connection (`STAT path`) alike: large enough for few
@@ -234,7 +229,6 @@ pub(crate) async fn run<S: Storage>(
     if let Some(result) = moving.run_for(INLINE_BYTES).await {
         return result;
     }
-    moving.splice_from_now_on();
     let mut moving = match send_on_own_thread(moving).await {
         Ok(result) => return result,
         Err(moving) => moving,
@@ -343,13 +337,6 @@ enum Work<S: Storage> {
         file: Vec<u8>,
         conv: FromNetwork,
     },
-    /// The rest of a plain upload to disk: `splice(2)` from the data connection into a pipe,
-    /// and from the pipe into the file ([`Moving::splice_from_now_on`]).
-    Splice {
-        upload: S::Upload,
-        /// The pipe's ends: read, write.
-        pipe: (OwnedFd, OwnedFd),
-    },
     /// A listing, written a piece at a time.
     List {
         listing: Listing<S::Lister>,
@@ -395,32 +382,6 @@ impl<S: Storage> Moving<S> {
             opts,
             abort,
             total: 0,
-        }
-    }
-
-    /// Past its first MiB, a plain binary upload to disk goes on by `splice(2)`: the bytes
-    /// go from the data connection into a pipe (the socket's pages, not copied) and from the
-    /// pipe into the file, one copy fewer than through a buffer in user space (that copy was
-    /// 17% of an upload's profile). Small uploads never get here, and pay no pipe. Any other
-    /// upload, or no pipe to be had, goes on as it was.
-    fn splice_from_now_on(&mut self) {
-        let eligible = matches!(self.stream, DataStream::Plain(_))
-            && !self.opts.ascii
-            && matches!(&self.work, Work::Receive { upload, .. } if upload.writes_raw());
-        if !eligible {
-            return;
-        }
-        let Ok(pipe) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
-            return;
-        };
-        // A user past the system's pipe allowance (`pipe-user-pages-soft`: 64 uploads of
-        // 1 MiB) gets pipes of a few pages, too small to be worth a call per few KiB.
-        match rustix::pipe::fcntl_setpipe_size(&pipe.1, SPLICE_CHUNK) {
-            Ok(size) if size >= BUF => {}
-            _ => return,
-        }
-        if let Work::Receive { upload, .. } = std::mem::replace(&mut self.work, Work::Done) {
-            self.work = Work::Splice { upload, pipe };
         }
     }
 
@@ -515,36 +476,6 @@ impl<S: Storage> Moving<S> {
                 step(abort, stall, upload.write_all(data), storage_error).await?;
                 n as u64
             }
-            Work::Splice {
-                upload,
-                pipe: (from, into),
-            } => {
-                let DataStream::Plain(s) = &self.stream else {
-                    return Err(TransferError::ConnectionLost);
-                };
-                // The pipe is empty here: `EAGAIN` means the socket is.
-                let flags = rustix::pipe::SpliceFlags::NONBLOCK | rustix::pipe::SpliceFlags::MOVE;
-                let len = cap(SPLICE_CHUNK);
-                let call = s.read_with(|s| {
-                    rustix::pipe::splice(s, None, &*into, None, len, flags).map_err(io::Error::from)
-                });
-                let n = step(abort, stall, call, net_error).await?;
-                // Empties the pipe into the file (the pipe's bytes are there: no wait).
-                let mut left = n;
-                while left > 0 {
-                    let wrote = upload
-                        .write_raw(left, &mut |file, len| {
-                            rustix::pipe::splice(from.as_fd(), None, file, None, len, flags)
-                                .map_err(io::Error::from)
-                        })
-                        .map_err(|e| storage_error(&e))?;
-                    if wrote == 0 {
-                        return Err(TransferError::Storage(StorageError::Other));
-                    }
-                    left -= wrote;
-                }
-                n as u64
-            }
             Work::List { done: true, .. } | Work::Done => 0,
             Work::List { listing, out, done } => {
                 let more = listing
@@ -589,9 +520,16 @@ impl<S: Storage> Moving<S> {
                         return Err(e);
                     }
                 }
-                commit(self.opts.control.as_ref(), upload).await?;
+                if client_gone(self.opts.control.as_ref(), upload.replaces_existing()).await {
+                    upload.abort().await;
+                    return Err(TransferError::ConnectionLost);
+                }
+                upload.commit().await.map_err(|e| {
+                    // The session's own line says which upload; this one says why.
+                    tracing::warn!(error = %e, "an upload could not be put in place");
+                    TransferError::Storage(e.kind())
+                })?;
             }
-            Work::Splice { upload, .. } => commit(self.opts.control.as_ref(), upload).await?,
             Work::SendFile { .. } | Work::Done => {}
             Work::Send { .. } | Work::List { .. } => {
                 step(abort, stall, self.stream.flush(), net_error).await?;
@@ -660,26 +598,13 @@ impl<S: Storage> Moving<S> {
     /// The transfer failed with `e`: an unfinished upload is discarded (and audited as
     /// aborted). Returns `e`.
     async fn fail(&mut self, e: TransferError) -> TransferError {
-        match std::mem::replace(&mut self.work, Work::Done) {
-            Work::Receive { upload, .. } | Work::Splice { upload, .. } => upload.abort().await,
-            other => self.work = other,
+        if let Work::Receive { .. } = self.work
+            && let Work::Receive { upload, .. } = std::mem::replace(&mut self.work, Work::Done)
+        {
+            upload.abort().await;
         }
         e
     }
-}
-
-/// Puts a complete upload in place, unless its client is gone (see [`UPLOAD_END_GRACE`]).
-async fn commit<U: Upload>(control: Option<&OwnedFd>, upload: U) -> Result<(), TransferError> {
-    if client_gone(control, upload.replaces_existing()).await {
-        upload.abort().await;
-        return Err(TransferError::ConnectionLost);
-    }
-    upload.commit().await.map_err(|e| {
-        // The session's own line says which upload; this one says why.
-        tracing::warn!(error = %e, "an upload could not be put in place");
-        TransferError::Storage(e.kind())
-    })?;
-    Ok(())
 }
 
 /// The transfer error for a failed socket call.

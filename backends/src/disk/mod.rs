@@ -65,9 +65,7 @@
 //!
 //! Files are streamed, never held whole in memory: readers are [`async_fs::File`]s over the
 //! descriptor opened beneath the root (and hand that descriptor to the runtime for
-//! `sendfile`, [`ReadFile::as_raw_file`]); uploads write each chunk with one `write(2)`, or
-//! hand their descriptor to the runtime for `splice` ([`Upload::write_raw`]; not appends,
-//! whose `O_APPEND` the kernel refuses to splice into).
+//! `sendfile`, [`ReadFile::as_raw_file`]); uploads write each chunk with one `write(2)`.
 //!
 //! **Where calls run.** Metadata calls (open, stat, mkdir, unlink, rename, chmod, utimes) and
 //! upload writes, which take microseconds on a local file system, run inline on the calling
@@ -105,8 +103,8 @@ pub use listing::{DiskLister, MAX_SORTED_ENTRIES, SORTED_LISTINGS_BUDGET, listin
 
 use crate::background;
 use crate::{
-    Error, FileKind, Metadata, RawWrite, ReadFile, Result, Storage, StorageError, TEMP_PREFIX,
-    UnixTime, Upload, VirtualPath, WriteMode, check_mode, check_names,
+    Error, FileKind, Metadata, ReadFile, Result, Storage, StorageError, TEMP_PREFIX, UnixTime,
+    Upload, VirtualPath, WriteMode, check_mode, check_names,
 };
 
 /// How often an `openat2` that reports a concurrent rename (`EAGAIN`) is retried.
@@ -528,7 +526,6 @@ impl Inner {
                     temp: Some(temp),
                     base: 0,
                     replaces: existing.is_some(),
-                    append: false,
                 })
             }
             WriteMode::Append | WriteMode::At(_) => {
@@ -564,7 +561,6 @@ impl Inner {
                     temp: None,
                     base,
                     replaces: false,
-                    append: mode == WriteMode::Append,
                 })
             }
         }
@@ -875,8 +871,6 @@ struct Opened {
     temp: Option<Temp>,
     base: u64,
     replaces: bool,
-    /// Opened with `O_APPEND`.
-    append: bool,
 }
 
 impl DiskStorage {
@@ -938,7 +932,6 @@ impl Storage for DiskStorage {
             base: opened.base,
             fsync: self.inner.fsync(),
             replaces: opened.replaces,
-            append: opened.append,
         })
     }
 
@@ -1035,8 +1028,6 @@ pub struct DiskUpload {
     fsync: bool,
     /// A file existed at the target when the temporary was made.
     replaces: bool,
-    /// Opened with `O_APPEND` (which `splice(2)` refuses: no [`Upload::write_raw`]).
-    append: bool,
 }
 
 impl fmt::Debug for Temp {
@@ -1111,18 +1102,5 @@ impl Upload for DiskUpload {
 
     fn replaces_existing(&self) -> bool {
         self.replaces
-    }
-
-    fn writes_raw(&self) -> bool {
-        self.file.is_some() && !self.append
-    }
-
-    /// `write` gets the file itself: what it writes goes in at the file's position, as a
-    /// `write(2)` would.
-    fn write_raw(&mut self, len: usize, write: &mut RawWrite<'_>) -> io::Result<usize> {
-        match &self.file {
-            Some(f) if !self.append => write(f.as_fd(), len),
-            _ => Err(finished()),
-        }
     }
 }
