@@ -206,8 +206,8 @@ fn a_quota_stops_uploads_as_they_pass_it() {
     });
 }
 
-/// Past its first MiB an upload moves by `splice(2)`: the quota holds there as well, counted
-/// to the byte.
+/// Past its first MiB an upload goes on on a bulk thread: the quota holds there as well,
+/// counted to the byte.
 #[test]
 fn a_quota_holds_past_the_first_mib_of_an_upload() {
     let server = Server::with_alice(&[]);

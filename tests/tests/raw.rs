@@ -602,10 +602,9 @@ fn idle_sessions_are_closed() {
     other.expect("NOOP", 200);
 }
 
-/// Past its first MiB a binary upload to disk moves by `splice(2)` (socket to pipe to file):
-/// whole uploads, writes at an offset (REST + STOR), appends (which stay on the buffered
-/// path) and ASCII uploads (converted, so buffered too) all arrive byte for byte, and the
-/// audit log counts every byte.
+/// Past its first MiB an upload goes on on a bulk thread: whole uploads, writes at an offset
+/// (REST + STOR), appends and ASCII uploads (converted as they go) all arrive byte for byte
+/// across that hand-over, and the audit log counts every byte.
 #[test]
 fn large_uploads_arrive_byte_for_byte() {
     let server = Server::with_alice(&[]);
