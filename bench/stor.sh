@@ -9,19 +9,19 @@
 # 15-42% there). Here `sync` runs before each upload, so that each starts from a clean page
 # cache; the upload itself is deleted by the load generator after each run, as in run.sh.
 #
-# WARM=1 (the default) also writes and deletes 1 GiB with dd right before each upload. On this
-# VM the hypervisor takes back memory that stays free for a few seconds (virtio-balloon free
-# page reporting), and the next write into it pays a host fault per page: dd itself writes
-# 1 GiB into the page cache at 2.4-5.5 GB/s right after a 1 GiB file was deleted, and at
-# 0.7-1.0 GB/s after 6 s of idling (BENCHMARKS.md, "STOR"). Which server's upload got the
-# recently freed pages decided its run more than the server did; with the dd, every upload
-# starts on memory freed a moment before. WARM=0 measures without it.
+# WARM=1 also writes and deletes 1 GiB with dd right before each upload. On this VM the
+# hypervisor takes back memory that stays free for a few seconds (virtio-balloon free page
+# reporting), and the next write into it pays a host fault per page: dd itself writes 1 GiB
+# into the page cache at 2.4-5.5 GB/s right after a 1 GiB file was deleted, and at
+# 0.7-1.0 GB/s after 6 s of idling (BENCHMARKS.md, "STOR"). The dd was meant to start every
+# upload on memory freed a moment before; in two runs it did not narrow any server's spread,
+# so it is off by default.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . bench/lib.sh
 ROUNDS=${ROUNDS:-5}
 RUNS=${RUNS:-2}
-WARM=${WARM:-1}
+WARM=${WARM:-0}
 PEERS=${PEERS:-"vsftpd proftpd pure-ftpd pyftpdlib ferry"}
 OUT=${RESULTS:-$T/results}/stor-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
