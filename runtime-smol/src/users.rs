@@ -88,6 +88,9 @@ pub struct Login<S> {
     pub policy: Arc<Policy>,
 }
 
+/// What a password check answers: `Ok(None)` for an unknown user or a wrong password.
+pub type Checked<S, E> = Result<Option<Login<S>>, E>;
+
 /// An account store. Implement it to plug in other accounts or trees.
 pub trait Users: Send + Sync + 'static {
     /// The tree a user gets (cloned to count a quota's usage in the background).
@@ -108,13 +111,18 @@ pub trait Users: Send + Sync + 'static {
         password: &str,
     ) -> Result<Option<Login<Self::Storage>>, Self::Error>;
 
-    /// Whether [`Users::check`] would answer these credentials at once: a login verified a
-    /// moment ago, with nothing to compute, read or fetch. Then the session calls `check`
-    /// inline instead of on a blocking thread, which saves the two thread hops of each
-    /// repeated login. Must itself take microseconds; `false` (the default) is always safe.
-    fn is_quick(&self, user: &str, password: &str) -> bool {
+    /// Answers [`Users::check`] at once, if it can without computing a hash, reading a file,
+    /// waiting for a lock or reaching a database: a login verified a moment ago, whose tree
+    /// is open. Called inline on the session's thread, which saves the two thread hops of a
+    /// repeated login; `None` sends the check to a blocking thread, as ever. Must take
+    /// microseconds and never block; `None` (the default) is always safe.
+    fn check_quick(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Option<Checked<Self::Storage, Self::Error>> {
         let _ = (user, password);
-        false
+        None
     }
 
     /// The storage's name for the `backend` label of the metrics.
@@ -271,17 +279,20 @@ impl AccountStore {
         }
     }
 
-    /// Whether [`AccountStore::verify`] would answer these credentials from memory: a
-    /// login verified a moment ago, from a users file that has not changed since. A
-    /// database is asked at every login: never.
+    /// The account `user` if `password` was verified for it a moment ago, answered from
+    /// memory without waiting: from a users file that has not changed since, and only if
+    /// its lock is free (a reload, or a check queued behind one, may hold it for a hash's
+    /// time). A database is asked at every login: never.
     #[must_use]
-    pub fn remembered(&self, user: &str, password: &str) -> bool {
+    pub fn remembered(&self, user: &str, password: &str) -> Option<Account> {
         match self {
-            Self::File(f) => f
-                .accounts
-                .read()
-                .is_ok_and(|a| !a.changed_on_disk() && a.remembered(user, password)),
-            Self::Postgres(_) => false,
+            Self::File(f) => {
+                let a = f.accounts.try_read().ok()?;
+                (!a.changed_on_disk() && a.remembered(user, password))
+                    .then(|| a.get(user))
+                    .flatten()
+            }
+            Self::Postgres(_) => None,
         }
     }
 
@@ -448,10 +459,25 @@ impl Users for DiskUsers {
         "disk"
     }
 
-    /// A remembered login whose home was opened before; not with `--disk-pool`, where the
-    /// home's `stat` may be slow.
-    fn is_quick(&self, user: &str, password: &str) -> bool {
-        !self.pool && self.accounts.remembered(user, password)
+    /// A remembered login whose home is open and still the same folder; not with
+    /// `--disk-pool`, where the home's `stat` may be slow.
+    fn check_quick(&self, user: &str, password: &str) -> Option<Checked<DiskStorage, UsersError>> {
+        if self.pool {
+            return None;
+        }
+        let account = self.accounts.remembered(user, password)?;
+        let storage = self
+            .trees
+            .try_lock()
+            .ok()?
+            .get(&account.home)
+            .filter(|tree| tree.is_rooted_at(&account.home))?
+            .clone();
+        Some(Ok(Some(Login {
+            storage,
+            read_only: account.read_only,
+            policy: account.policy,
+        })))
     }
 
     /// The data folder (where the homes are) is there and can be read, and the accounts
@@ -564,9 +590,18 @@ impl Users for ObjectUsers {
     }
 
     /// A remembered login whose home in the bucket is open already.
-    fn is_quick(&self, user: &str, password: &str) -> bool {
-        self.trees.lock().is_ok_and(|t| t.contains_key(user))
-            && self.accounts.remembered(user, password)
+    fn check_quick(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Option<Checked<ObjectStorage, UsersError>> {
+        let account = self.accounts.remembered(user, password)?;
+        let storage = self.trees.try_lock().ok()?.get(&account.name)?.clone();
+        Some(Ok(Some(Login {
+            storage,
+            read_only: account.read_only,
+            policy: account.policy,
+        })))
     }
 
     /// The bucket answers a listing with these credentials.
