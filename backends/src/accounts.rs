@@ -465,6 +465,18 @@ fn argon2_memories_kept() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
+/// How long the last password hash took here, in nanoseconds (0 before the first).
+static LAST_HASH_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// How long a password check that computes the hash takes on this machine (the last one
+/// measured; zero before the first). A refusal that was decided without the hash (a login
+/// remembered from a moment ago, refused for its address) is held this long, so that its
+/// timing does not tell a correct password from a wrong one.
+#[must_use]
+pub fn hash_time() -> Duration {
+    Duration::from_nanos(LAST_HASH_NANOS.load(Ordering::Relaxed))
+}
+
 /// Checks `password` against a PHC string, with pooled working memory.
 fn argon2_verify(password: &str, phc: &str) -> bool {
     let Ok(hash) = PasswordHash::new(phc) else {
@@ -493,6 +505,7 @@ fn argon2_verify(password: &str, phc: &str) -> bool {
     memory.resize(blocks, argon2::Block::default());
     let mut out = [0u8; 64];
     let len = expected.as_bytes().len().min(out.len());
+    let started = Instant::now();
     let ok = argon2
         .hash_password_into_with_memory(
             password.as_bytes(),
@@ -502,6 +515,10 @@ fn argon2_verify(password: &str, phc: &str) -> bool {
         )
         .is_ok()
         && argon2::password_hash::phc::Output::new(&out[..len]).is_ok_and(|o| o == *expected);
+    LAST_HASH_NANOS.store(
+        u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
     if let Ok(mut m) = ARGON2_MEMORY.lock()
         && m.len() < argon2_memories_kept()
     {
@@ -1046,6 +1063,12 @@ mod tests {
         assert!(argon2_verify("pw", &phc));
         assert!(!argon2_verify("px", &phc));
         assert!(!argon2_verify("pw", "not a phc string"));
+    }
+
+    #[test]
+    fn the_hash_time_is_measured() {
+        assert!(!argon2_verify("pw", DUMMY_HASH));
+        assert!(hash_time() > Duration::ZERO);
     }
 
     #[test]

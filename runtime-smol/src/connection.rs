@@ -539,8 +539,13 @@ impl<U: Users> Conn<U> {
         ctx.metrics.storage("login", backend, asked.elapsed());
         match checked {
             Ok(Some(login)) if !login.policy.allows_address(self.session.peer().ip()) => {
-                // Refused like a wrong password: nothing tells the client that the
-                // account exists.
+                // Refused like a wrong password: nothing tells the client that the account
+                // exists, nor that the password was right. A remembered login was checked
+                // without the hash, so its refusal waits out what the hash would have taken.
+                let left = ferry_backends::accounts::hash_time().saturating_sub(asked.elapsed());
+                if !left.is_zero() {
+                    Timer::after(left).await;
+                }
                 tracing::warn!(peer = %self.session.peer(), user, "login refused: the account does not allow this address");
                 self.login_failed()
             }
