@@ -795,16 +795,16 @@ impl Accounts {
         user.filter(|_| ok).map(|u| self.account(u))
     }
 
-    /// Whether `password` was verified for the account `name` in the last
-    /// [`VERIFIED_FOR`]: then [`Accounts::verify`] answers from memory, in microseconds,
-    /// instead of computing argon2id. A wrong password or an unknown name is never
-    /// remembered (they always take the hash's time).
+    /// The account `name` if `password` was verified for it in the last [`VERIFIED_FOR`]:
+    /// [`Accounts::verify`] from memory, in microseconds, without computing argon2id. A wrong
+    /// password or an unknown name is never remembered (they always take the hash's time).
     #[must_use]
-    pub fn remembered(&self, name: &str, password: &str) -> bool {
+    pub fn remembered(&self, name: &str, password: &str) -> Option<Account> {
         self.users
             .iter()
             .find(|u| u.name == name)
-            .is_some_and(|u| self.verified.hit(name, &u.hash, password))
+            .filter(|u| self.verified.hit(name, &u.hash, password))
+            .map(|u| self.account(u))
     }
 
     /// Picks up changes another process made, before changing anything.

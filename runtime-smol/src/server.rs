@@ -214,8 +214,8 @@ impl<U: Users> Bound<U> {
         let mut queues = Vec::new();
         let mut workers = Vec::new();
         // One thread (or none asked for): it is this one, which accepts too, so that a new
-        // connection costs no wake-up of another thread (measured, interleaved: 8,837 logins/s against 6,326
-        // with a worker thread of its own; small files the same).
+        // connection costs no wake-up of another thread (measured, interleaved: 8,837
+        // logins/s against 6,326 with a worker thread of its own; small files the same).
         let worker_threads = if threads > 1 { threads } else { 0 };
         for i in 0..worker_threads {
             let (tx, rx) = smol::channel::unbounded::<Accepted>();

@@ -88,6 +88,17 @@ pub struct Login<S> {
     pub policy: Arc<Policy>,
 }
 
+impl<S> Login<S> {
+    /// `account`'s login into `storage`.
+    fn of(account: Account, storage: S) -> Self {
+        Self {
+            storage,
+            read_only: account.read_only,
+            policy: account.policy,
+        }
+    }
+}
+
 /// What a password check answers: `Ok(None)` for an unknown user or a wrong password.
 pub type Checked<S, E> = Result<Option<Login<S>>, E>;
 
@@ -288,9 +299,10 @@ impl AccountStore {
         match self {
             Self::File(f) => {
                 let a = f.accounts.try_read().ok()?;
-                (!a.changed_on_disk() && a.remembered(user, password))
-                    .then(|| a.get(user))
-                    .flatten()
+                if a.changed_on_disk() {
+                    return None;
+                }
+                a.remembered(user, password)
             }
             Self::Postgres(_) => None,
         }
@@ -473,11 +485,7 @@ impl Users for DiskUsers {
             .get(&account.home)
             .filter(|tree| tree.is_rooted_at(&account.home))?
             .clone();
-        Some(Ok(Some(Login {
-            storage,
-            read_only: account.read_only,
-            policy: account.policy,
-        })))
+        Some(Ok(Some(Login::of(account, storage))))
     }
 
     /// The data folder (where the homes are) is there and can be read, and the accounts
@@ -524,11 +532,7 @@ impl Users for DiskUsers {
                 tree
             }
         };
-        Ok(Some(Login {
-            storage,
-            read_only: account.read_only,
-            policy: account.policy,
-        }))
+        Ok(Some(Login::of(account, storage)))
     }
 }
 
@@ -597,11 +601,7 @@ impl Users for ObjectUsers {
     ) -> Option<Checked<ObjectStorage, UsersError>> {
         let account = self.accounts.remembered(user, password)?;
         let storage = self.trees.try_lock().ok()?.get(&account.name)?.clone();
-        Some(Ok(Some(Login {
-            storage,
-            read_only: account.read_only,
-            policy: account.policy,
-        })))
+        Some(Ok(Some(Login::of(account, storage))))
     }
 
     /// The bucket answers a listing with these credentials.
@@ -636,11 +636,7 @@ impl Users for ObjectUsers {
                 tree
             }
         };
-        Ok(Some(Login {
-            storage,
-            read_only: account.read_only,
-            policy: account.policy,
-        }))
+        Ok(Some(Login::of(account, storage)))
     }
 }
 
