@@ -620,6 +620,15 @@ fn large_uploads_arrive_byte_for_byte() {
     assert_eq!(c.read_reply().code, 226);
     assert!(std::fs::read(home.join("big.bin")).unwrap() == whole);
     assert!(c.retr("big.bin") == whole);
+    // A download resumed past its first MiB: the rest is sent corked on a thread of its own,
+    // and its last, partial segment arrives with the end of the transfer.
+    let from = (1 << 20) + 5;
+    c.expect(&format!("REST {from}"), 350);
+    let mut data = c.data_command("RETR big.bin");
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(c.read_reply().code, 226);
+    assert!(got == whole[from..]);
     // Resumed past the first MiB of this transfer, at an offset of 3 MiB.
     let tail = random_bytes(42, 3 << 20);
     c.expect(&format!("REST {}", 3 << 20), 350);
