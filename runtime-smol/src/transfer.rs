@@ -568,7 +568,9 @@ impl<S: Storage> Moving<S> {
             .set_nonblocking(false)
             .and_then(|()| socket.set_write_timeout(Some(SEND_WAIT)))
             .and_then(|()| socket.set_nodelay(false))
-            .and_then(|()| Ok(rustix::net::sockopt::set_tcp_cork(socket, true)?));
+            .and_then(|()| {
+                rustix::net::sockopt::set_tcp_cork(socket, true).map_err(io::Error::from)
+            });
         if blocking.is_err() {
             return Err(TransferError::ConnectionLost);
         }

@@ -604,7 +604,8 @@ fn idle_sessions_are_closed() {
 
 /// Past its first MiB an upload goes on on a bulk thread: whole uploads, writes at an offset
 /// (REST + STOR), appends and ASCII uploads (converted as they go) all arrive byte for byte
-/// across that hand-over, and the audit log counts every byte.
+/// across that hand-over, and the audit log counts every byte. The file comes back whole, and
+/// from an offset past its first MiB (REST + RETR: the corked download on its own thread).
 #[test]
 fn large_uploads_arrive_byte_for_byte() {
     let server = Server::with_alice(&[]);
